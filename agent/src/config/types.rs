@@ -1,0 +1,266 @@
+//! Validated runtime settings. Nothing here is a string that needs parsing
+//! again: durations are `Duration`, URLs are `Url`, regexes are compiled.
+//! `config::load` is the only way to build these from user input.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::model::Labels;
+use crate::relabel;
+
+/// The whole agent configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Defaults for every scrape and the external labels.
+    pub global: Global,
+    /// Prometheus-style scrape jobs.
+    pub scrape_configs: Vec<ScrapeConfig>,
+    /// Remote write endpoints; every series goes to each of them.
+    pub remote_write: Vec<RemoteWriteConfig>,
+    /// The agent's own HTTP server.
+    pub server: ServerConfig,
+    /// Where the agent keeps state on disk.
+    pub storage: StorageConfig,
+    /// Log format and level.
+    pub logging: LoggingConfig,
+}
+
+/// `global:` section.
+#[derive(Debug, Clone)]
+pub struct Global {
+    /// Default scrape interval (Prometheus default 1m).
+    pub scrape_interval: Duration,
+    /// Default scrape timeout (Prometheus default 10s, never above the interval).
+    pub scrape_timeout: Duration,
+    /// Labels added to every series sent by remote write (unless the series has them).
+    pub external_labels: Labels,
+}
+
+/// URL scheme of a scrape target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain HTTP.
+    Http,
+    /// HTTP over TLS.
+    Https,
+}
+
+impl Scheme {
+    /// `"http"` or `"https"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Https => "https",
+        }
+    }
+}
+
+/// One entry of `scrape_configs:`.
+#[derive(Debug, Clone)]
+pub struct ScrapeConfig {
+    /// `job_name`: the default `job` label.
+    pub job_name: String,
+    /// How often each target is scraped.
+    pub scrape_interval: Duration,
+    /// How long one scrape may take.
+    pub scrape_timeout: Duration,
+    /// Default `__metrics_path__`.
+    pub metrics_path: String,
+    /// Default `__scheme__`.
+    pub scheme: Scheme,
+    /// URL query parameters, in order (a key may repeat).
+    pub params: Vec<(String, String)>,
+    /// Static targets and their labels.
+    pub static_configs: Vec<StaticConfig>,
+    /// Keep the target's labels on clashes instead of renaming them `exported_*`.
+    pub honor_labels: bool,
+    /// Use timestamps from the exposition when present.
+    pub honor_timestamps: bool,
+    /// TLS and authentication for the scrape requests.
+    pub http: HttpClientConfig,
+    /// Fail the scrape when it yields more samples than this after metric relabeling (0: no limit).
+    pub sample_limit: usize,
+    /// Fail the scrape when a series has more labels than this (0: no limit).
+    pub label_limit: usize,
+    /// Fail the scrape when the (uncompressed) body is larger than this many bytes (0: no limit).
+    pub body_size_limit: u64,
+    /// Target relabeling.
+    pub relabel_configs: relabel::Rules,
+    /// Series relabeling, applied to every scraped series.
+    pub metric_relabel_configs: relabel::Rules,
+}
+
+/// One entry of `static_configs:`.
+#[derive(Debug, Clone)]
+pub struct StaticConfig {
+    /// `host:port` addresses.
+    pub targets: Vec<String>,
+    /// Labels for every target of this group.
+    pub labels: Labels,
+}
+
+/// TLS and authentication of an HTTP client (scrape or remote write).
+#[derive(Debug, Clone, Default)]
+pub struct HttpClientConfig {
+    /// TLS settings.
+    pub tls: TlsConfig,
+    /// Authorization header source, if any.
+    pub auth: Option<Auth>,
+}
+
+/// `tls_config:`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// CA bundle to verify the server; the system roots when unset.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for mTLS.
+    pub cert_file: Option<PathBuf>,
+    /// Client key (PEM) for mTLS.
+    pub key_file: Option<PathBuf>,
+    /// Name to verify the server certificate against (and send as SNI).
+    pub server_name: Option<String>,
+    /// Skip server certificate verification. Only ever when configured.
+    pub insecure_skip_verify: bool,
+}
+
+/// A secret value: never printed by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    /// The secret itself; call only where it is put on the wire.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+/// Where a credential comes from. Files are re-read when they change, so
+/// rotated service-account tokens keep working.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// Given inline in the config.
+    Inline(Secret),
+    /// Read from this file (trailing whitespace trimmed).
+    File(PathBuf),
+}
+
+/// How requests are authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// `Authorization: <kind> <credential>` (`authorization:` or `bearer_token_file:`).
+    Authorization {
+        /// The scheme, `Bearer` by default.
+        kind: String,
+        /// The credential.
+        credential: Credential,
+    },
+    /// `basic_auth:`.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password, if any.
+        password: Option<Credential>,
+    },
+}
+
+/// One entry of `remote_write:`.
+#[derive(Debug, Clone)]
+pub struct RemoteWriteConfig {
+    /// Where to POST.
+    pub url: Url,
+    /// Name used in self-metrics and logs (`remote_name`); derived from the URL when unset.
+    pub name: String,
+    /// Extra headers (reserved remote-write headers are refused at load).
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// Timeout of one request.
+    pub remote_timeout: Duration,
+    /// TLS and authentication.
+    pub http: HttpClientConfig,
+    /// Relabeling applied to series before they are sent to this endpoint.
+    pub write_relabel_configs: relabel::Rules,
+    /// Queue and sharding settings.
+    pub queue: QueueConfig,
+}
+
+/// `queue_config:` with Prometheus' defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// Samples buffered per shard.
+    pub capacity: usize,
+    /// Upper bound on concurrent shards.
+    pub max_shards: usize,
+    /// Lower bound on concurrent shards.
+    pub min_shards: usize,
+    /// Samples per request at most.
+    pub max_samples_per_send: usize,
+    /// Send a partial batch after this long.
+    pub batch_send_deadline: Duration,
+    /// First retry delay.
+    pub min_backoff: Duration,
+    /// Largest retry delay.
+    pub max_backoff: Duration,
+    /// Retry on 429 Too Many Requests (honouring Retry-After).
+    pub retry_on_http_429: bool,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        // Prometheus' DefaultQueueConfig.
+        Self {
+            capacity: 10_000,
+            max_shards: 50,
+            min_shards: 1,
+            max_samples_per_send: 2_000,
+            batch_send_deadline: Duration::from_secs(5),
+            min_backoff: Duration::from_millis(30),
+            max_backoff: Duration::from_secs(5),
+            retry_on_http_429: false,
+        }
+    }
+}
+
+/// `server:` section.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address of the HTTP server (`/metrics`, `/healthz`, `/readyz`, `/api/v1/status`).
+    pub listen_address: SocketAddr,
+}
+
+/// `storage:` section.
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// Directory for the agent's state (the remote-write queue, later).
+    pub path: PathBuf,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (production).
+    Json,
+    /// Human-readable lines (development).
+    Text,
+}
+
+/// `logging:` section.
+#[derive(Debug, Clone)]
+pub struct LoggingConfig {
+    /// `tracing_subscriber::EnvFilter` directive, e.g. `info` or `crowsnest::scrape=debug`.
+    pub level: String,
+    /// Output format.
+    pub format: LogFormat,
+}

@@ -1,0 +1,3 @@
+//! The `crowsnest` binary.
+
+fn main() {}

@@ -1,0 +1,10 @@
+//! The pipeline's own data types: label sets, series identity and samples.
+//!
+//! Every stage speaks these types, so a sample can be followed from the
+//! scrape (or kernel map) that produced it to the request that carries it.
+
+mod labels;
+mod sample;
+
+pub use labels::{Label, Labels, is_valid_label_name, is_valid_metric_name};
+pub use sample::{MetricType, STALE_NAN_BITS, Sample, Series, SeriesRef, is_stale_nan, stale_nan};

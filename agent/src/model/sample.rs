@@ -1,0 +1,116 @@
+//! Series identity and samples.
+
+use std::sync::Arc;
+
+use super::Labels;
+
+/// The bit pattern Prometheus uses to mark a series stale (a signalling NaN
+/// distinct from the NaN a target may legitimately expose).
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// The staleness marker value.
+pub fn stale_nan() -> f64 {
+    f64::from_bits(STALE_NAN_BITS)
+}
+
+/// True when `v` is the staleness marker (not any other NaN).
+pub fn is_stale_nan(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
+/// The type of a metric family, as declared by `# TYPE` (OpenMetrics names).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MetricType {
+    /// No `# TYPE` line, or `untyped`/`unknown`.
+    #[default]
+    Unknown,
+    /// Monotonic counter.
+    Counter,
+    /// Gauge.
+    Gauge,
+    /// Histogram (`_bucket`, `_sum`, `_count`).
+    Histogram,
+    /// Gauge histogram (`_bucket`, `_gsum`, `_gcount`).
+    GaugeHistogram,
+    /// Summary (quantiles, `_sum`, `_count`).
+    Summary,
+    /// Info (`_info`).
+    Info,
+    /// State set.
+    StateSet,
+}
+
+impl MetricType {
+    /// The lower-case name used in expositions and status output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Counter => "counter",
+            Self::Gauge => "gauge",
+            Self::Histogram => "histogram",
+            Self::GaugeHistogram => "gaugehistogram",
+            Self::Summary => "summary",
+            Self::Info => "info",
+            Self::StateSet => "stateset",
+        }
+    }
+}
+
+/// A series after all relabeling: immutable and shared, with its identity
+/// hash computed once. Scrape caches hand out the same `Arc` on every scrape
+/// of an unchanged series, so later stages can cache per series cheaply.
+#[derive(Debug, PartialEq)]
+pub struct Series {
+    labels: Labels,
+    hash: u64,
+    metric_type: MetricType,
+}
+
+/// Shared handle to a [`Series`].
+pub type SeriesRef = Arc<Series>;
+
+impl Series {
+    /// Wraps a final label set.
+    pub fn new(labels: Labels, metric_type: MetricType) -> SeriesRef {
+        let hash = labels.stable_hash();
+        Arc::new(Self { labels, hash, metric_type })
+    }
+
+    /// The series' labels (sorted, no empty values).
+    pub fn labels(&self) -> &Labels {
+        &self.labels
+    }
+
+    /// Identity hash of the label set ([`Labels::stable_hash`]).
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// Type of the family the series belongs to.
+    pub fn metric_type(&self) -> MetricType {
+        self.metric_type
+    }
+}
+
+/// One value of one series at one time.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    /// The series the value belongs to.
+    pub series: SeriesRef,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+    /// The value; [`stale_nan`] marks the series stale.
+    pub value: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_marker_is_not_any_nan() {
+        assert!(is_stale_nan(stale_nan()));
+        assert!(!is_stale_nan(f64::NAN));
+        assert!(stale_nan().is_nan());
+    }
+}

@@ -1,0 +1,1 @@
+//! Scraping: targets, the HTTP fetch, the one exposition parser, and the per-target loop.

@@ -1,0 +1,3 @@
+//! Developer tasks: `cargo xtask run`, `cargo xtask test`.
+
+fn main() {}
