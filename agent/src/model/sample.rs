@@ -103,6 +103,13 @@ pub struct Sample {
     pub value: f64,
 }
 
+/// The input of the delivery stage: whatever produces samples (a scrape, a
+/// collector) hands them here. Implementations never block the producer.
+pub trait SampleSink: Send + Sync {
+    /// Takes a batch of samples; the caller keeps ownership of the slice.
+    fn append(&self, samples: &[Sample]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
