@@ -29,6 +29,9 @@ pub enum HttpError {
     /// Reading the response body failed.
     #[error("reading the response body failed")]
     Body(#[source] hyper::Error),
+    /// The body is longer than the caller's limit.
+    #[error("response body larger than {0} bytes")]
+    BodyTooLarge(u64),
     /// The configuration needs a feature this client lacks.
     #[error("unsupported client setting: {0}")]
     Unsupported(&'static str),
@@ -42,19 +45,20 @@ impl HttpError {
             Self::Connect(_) => "connection_refused",
             Self::Request(_) => "request",
             Self::Body(_) => "body",
+            Self::BodyTooLarge(_) => "body_too_large",
             Self::Unsupported(_) => "unsupported",
         }
     }
 }
 
-/// A received response; the body is cut at the caller's `max_body`.
+/// A received response.
 #[derive(Debug)]
 pub struct Response {
     /// Status code.
     pub status: http::StatusCode,
     /// Response headers.
     pub headers: http::HeaderMap,
-    /// At most `max_body` bytes of the body.
+    /// The body (at most `max_body` bytes).
     pub body: Bytes,
     /// HTTP version spoken.
     pub version: http::Version,
@@ -81,8 +85,8 @@ impl HttpClient {
         Ok(Self { inner })
     }
 
-    /// Sends `req` and reads the response, all within `timeout`. Bodies longer
-    /// than `max_body` are truncated (not an error).
+    /// Sends `req` and reads the response, all within `timeout`. A body longer
+    /// than `max_body` (0: unlimited) is an error, like the real client.
     pub async fn send(
         &self,
         req: http::Request<Full<Bytes>>,
@@ -98,15 +102,14 @@ impl HttpClient {
                 }
             })?;
             let (parts, mut body) = resp.into_parts();
-            let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
+            let limit = if max_body == 0 { u64::MAX } else { max_body };
             let mut buf = BytesMut::new();
-            while buf.len() < limit {
-                let Some(frame) = body.frame().await else {
-                    break;
-                };
+            while let Some(frame) = body.frame().await {
                 if let Ok(data) = frame.map_err(HttpError::Body)?.into_data() {
-                    let take = data.len().min(limit - buf.len());
-                    buf.extend_from_slice(&data[..take]);
+                    if (buf.len() + data.len()) as u64 > limit {
+                        return Err(HttpError::BodyTooLarge(max_body));
+                    }
+                    buf.extend_from_slice(&data);
                 }
             }
             Ok(Response {

@@ -17,6 +17,11 @@ use super::retry::{Backoff, Verdict, retry_after, verdict};
 /// Error bodies are logged verbatim up to this many bytes.
 pub(crate) const MAX_ERROR_BODY: usize = 1024;
 
+/// Response bodies are read up to this size. The client fails a longer body
+/// without telling the status, so the limit is generous (receivers send empty
+/// or short bodies); such a failure is retried like a network error.
+const MAX_RESPONSE_BODY: u64 = 1024 * 1024;
+
 /// Label bytes of this many series are cached per shard (two generations).
 const LABEL_CACHE_PER_SHARD: usize = 64 * 1024;
 
@@ -110,7 +115,7 @@ async fn send(
         };
         let started = Instant::now();
         let result = tokio::select! {
-            r = shared.client.send(req, cfg.remote_timeout, MAX_ERROR_BODY as u64) => r,
+            r = shared.client.send(req, cfg.remote_timeout, MAX_RESPONSE_BODY) => r,
             () = abandoned(abandon) => return Delivery::Abandoned,
         };
         m.duration.observe(started.elapsed().as_secs_f64());
