@@ -2,7 +2,7 @@
 //! lifecycle (start after a predecessor drained, drain, abandon).
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -52,7 +52,12 @@ pub(crate) fn display_url(url: &url::Url) -> String {
 struct Health {
     last_success: Option<SystemTime>,
     last_error: Option<String>,
+    /// When the last "queue full" warning was logged (they are rate-limited).
+    full_warned: Option<Instant>,
 }
+
+/// "Queue full" is logged at most this often per endpoint.
+const FULL_WARN_EVERY: Duration = Duration::from_secs(30);
 
 /// What the sink side and the shard tasks share.
 pub(crate) struct EndpointShared {
@@ -89,6 +94,23 @@ impl EndpointShared {
         self.metrics.drop_samples(DropReason::QueueFull, r.full);
         self.metrics.drop_samples(DropReason::Shutdown, r.closed);
         self.update_queue_gauge();
+        if r.full > 0 {
+            let mut health = self.health();
+            if health
+                .full_warned
+                .is_none_or(|t| t.elapsed() >= FULL_WARN_EVERY)
+            {
+                health.full_warned = Some(Instant::now());
+                drop(health);
+                tracing::warn!(
+                    remote_name = %self.config.name,
+                    url = %self.url,
+                    dropped = r.full,
+                    capacity = self.config.queue.capacity,
+                    "remote write queue full; dropping new samples (receiver slow or down?)"
+                );
+            }
+        }
     }
 
     pub(crate) fn update_queue_gauge(&self) {
@@ -187,8 +209,13 @@ impl Endpoint {
             health: Mutex::default(),
         });
         let (abandon, abandon_rx) = watch::channel(false);
-        let runner =
-            tokio::spawn(run(Arc::clone(&shared), predecessor, abandon_rx).instrument(span));
+        let task = run(
+            Arc::clone(&shared),
+            predecessor,
+            metrics.clone(),
+            abandon_rx,
+        );
+        let runner = tokio::spawn(task.instrument(span));
         Self {
             shared,
             runner,
@@ -295,11 +322,14 @@ impl Endpoint {
 async fn run(
     shared: Arc<EndpointShared>,
     predecessor: Option<Endpoint>,
+    metrics: Metrics,
     abandon: watch::Receiver<bool>,
 ) {
     if let Some(old) = predecessor {
+        let (name, url) = (old.shared.config.name.clone(), old.shared.url.clone());
         old.drain(RELOAD_DRAIN_DEADLINE, Some(abandon.clone()))
             .await;
+        metrics.retire(&name, &url);
     }
     if *abandon.borrow() {
         return;

@@ -2,7 +2,9 @@
 //! [`super::RemoteWriter::new`]; each endpoint takes its handles up front, so
 //! nothing is looked up per sample. Labels carry only bounded values.
 
+use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -98,6 +100,8 @@ pub struct Metrics {
     bytes: Family<EndpointLabels, Counter>,
     requests: Family<CodeLabels, Counter>,
     duration: HistogramFamily,
+    /// Endpoints in the current config: their series are never removed.
+    in_use: Arc<Mutex<HashSet<(String, String)>>>,
 }
 
 impl Metrics {
@@ -114,6 +118,7 @@ impl Metrics {
             bytes: Family::default(),
             requests: Family::default(),
             duration: HistogramFamily::new_with_constructor(duration_histogram),
+            in_use: Arc::default(),
         };
         let r = registry;
         r.register(
@@ -199,8 +204,28 @@ impl Metrics {
         }
     }
 
-    /// Removes an endpoint's series (it was removed from the config).
-    pub fn forget(&self, remote_name: &str, url: &str) {
+    /// Declares the `(remote_name, url)` pairs of the configured endpoints.
+    pub fn set_in_use(&self, endpoints: impl IntoIterator<Item = (String, String)>) {
+        *self.in_use.lock().unwrap_or_else(PoisonError::into_inner) =
+            endpoints.into_iter().collect();
+    }
+
+    /// Removes a drained endpoint's series, unless a configured endpoint
+    /// still uses the same labels.
+    pub fn retire(&self, remote_name: &str, url: &str) {
+        let key = (remote_name.to_owned(), url.to_owned());
+        if !self
+            .in_use
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&key)
+        {
+            self.forget(remote_name, url);
+        }
+    }
+
+    /// Removes an endpoint's series.
+    fn forget(&self, remote_name: &str, url: &str) {
         let e = EndpointLabels {
             remote_name: remote_name.to_owned(),
             url: url.to_owned(),
@@ -308,7 +333,13 @@ mod tests {
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }
-        m.forget("r1", "http://h/w");
+        m.set_in_use([("r1".to_owned(), "http://h/w".to_owned())]);
+        m.retire("r1", "http://h/w");
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        assert!(text.contains("r1"), "still configured: kept");
+        m.set_in_use([]);
+        m.retire("r1", "http://h/w");
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
         assert!(!text.contains("r1"), "{text}");

@@ -24,7 +24,7 @@ mod shard;
 mod tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -144,8 +144,6 @@ pub struct RemoteWriter {
     retiring: Vec<JoinHandle<()>>,
     /// Fires when shutdown's deadline passes, to cut retiring drains short.
     abort: watch::Sender<bool>,
-    /// `(remote_name, url)` of current endpoints: their metric series stay.
-    active: Arc<Mutex<HashSet<(String, String)>>>,
 }
 
 enum Plan {
@@ -164,7 +162,6 @@ impl RemoteWriter {
             fanout: Arc::default(),
             retiring: Vec::new(),
             abort: watch::channel(false).0,
-            active: Arc::default(),
         }
     }
 
@@ -213,6 +210,13 @@ impl RemoteWriter {
                 }
             }
         }
+        // Before anything starts: a drained predecessor must not remove the
+        // metric series its successor shares.
+        self.metrics.set_in_use(
+            configs
+                .iter()
+                .map(|c| (c.name.clone(), display_url(&c.url))),
+        );
         let next: Vec<Endpoint> = configs
             .iter()
             .zip(plans)
@@ -233,31 +237,16 @@ impl RemoteWriter {
                 .map(|e| Arc::clone(e.shared()))
                 .collect(),
         );
-        *self.active.lock().unwrap_or_else(PoisonError::into_inner) = self
-            .endpoints
-            .iter()
-            .map(|e| (e.shared().config.name.clone(), e.shared().url.clone()))
-            .collect();
         self.retiring.retain(|h| !h.is_finished());
         for (_, removed) in old {
-            let key = (
-                removed.shared().config.name.clone(),
-                removed.shared().url.clone(),
-            );
-            let (metrics, active, abort) = (
-                self.metrics.clone(),
-                Arc::clone(&self.active),
-                self.abort.subscribe(),
-            );
+            let (metrics, abort) = (self.metrics.clone(), self.abort.subscribe());
             self.retiring.push(tokio::spawn(async move {
+                let (name, url) = (
+                    removed.shared().config.name.clone(),
+                    removed.shared().url.clone(),
+                );
                 removed.drain(RELOAD_DRAIN_DEADLINE, Some(abort)).await;
-                if !active
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .contains(&key)
-                {
-                    metrics.forget(&key.0, &key.1);
-                }
+                metrics.retire(&name, &url);
             }));
         }
         Ok(())

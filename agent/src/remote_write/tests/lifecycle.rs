@@ -145,12 +145,26 @@ async fn apply_keeps_unchanged_queues_and_drains_replaced_endpoints_first() {
         first_new >= last_old,
         "the new endpoint waited for the old one to drain"
     );
-    // Removing every endpoint: the sink keeps working and sends nowhere.
-    w.apply(&[], &Labels::new()).await.expect("apply");
+    let exported = |needle: String| {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        text.contains(&needle)
+    };
+    let (old_addr, new_addr) = (old_rx.addr.to_string(), new_rx.addr.to_string());
+    assert!(
+        eventually(WAIT, || !exported(old_addr.clone())).await,
+        "drained endpoint's series removed"
+    );
+    assert!(exported(new_addr.clone()));
+    // Removing every endpoint: it is flushed, the sink keeps working and sends nowhere.
     sink.append(&samples(&all, 4000));
+    w.apply(&[], &Labels::new()).await.expect("apply");
+    sink.append(&samples(&all, 5000));
     assert!(w.status().is_empty());
+    assert!(eventually(WAIT, || new_rx.delivered().len() == 20).await);
+    assert!(eventually(WAIT, || !exported(new_addr.clone())).await);
     w.shutdown(WAIT).await;
-    assert_eq!(new_rx.delivered().len(), 10);
+    assert_eq!(new_rx.delivered().len(), 20);
 }
 
 #[tokio::test]
