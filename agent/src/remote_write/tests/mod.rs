@@ -320,3 +320,50 @@ async fn concurrent_shards_with_random_delays_and_errors_keep_every_series_in_or
     );
     assert_eq!(rx.decode_errors(), 0);
 }
+
+#[tokio::test]
+async fn network_errors_are_retried_until_the_receiver_is_up() {
+    // Reserve a port, then close it: connections are refused until the receiver starts.
+    let addr = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let url: url::Url = format!("http://{addr}/write").parse().expect("url");
+    let w = writer(&[config("r", url, |q| q.max_shards = 1)], &Labels::new()).await;
+    let all: Vec<_> = (0..3).map(series).collect();
+    w.sink().append(&samples(&all, 1000));
+    assert!(eventually(WAIT, || status(&w).samples_retried >= 6).await);
+    assert_eq!(status(&w).last_error.as_deref(), Some("connection_refused"));
+    let rx = Receiver::start_at(&addr.to_string(), |_| Reply::status(200)).await;
+    assert!(eventually(WAIT, || rx.delivered().len() == 3).await);
+    assert_eq!(status(&w).samples_sent, 3);
+    w.shutdown(WAIT).await;
+}
+
+#[tokio::test]
+async fn retries_back_off_exponentially_up_to_the_maximum() {
+    let rx = Receiver::start(|n| Reply::status(if n < 6 { 503 } else { 200 })).await;
+    let w = writer(
+        &[config("r", rx.url(), |q| {
+            q.max_shards = 1;
+            q.min_backoff = Duration::from_millis(20);
+            q.max_backoff = Duration::from_millis(160);
+        })],
+        &Labels::new(),
+    )
+    .await;
+    w.sink().append(&samples(&[series(1)], 1000));
+    assert!(eventually(WAIT, || rx.delivered().len() == 1).await);
+    let at: Vec<_> = rx.received().iter().map(|r| r.at).collect();
+    let gaps: Vec<f64> = at
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0)
+        .collect();
+    assert_eq!(gaps.len(), 6);
+    // Backoff 20, 40, 80, 160, 160, 160 ms, each shortened by at most 15% jitter.
+    for (gap, base) in gaps.iter().zip([20.0, 40.0, 80.0, 160.0, 160.0, 160.0]) {
+        assert!(*gap >= base * 0.85 - 1.0, "gaps {gaps:?}");
+    }
+    w.shutdown(WAIT).await;
+}

@@ -94,7 +94,15 @@ impl Drop for Receiver {
 impl Receiver {
     /// Answers request `n` (0-based) with `policy(n)`.
     pub async fn start(policy: impl Fn(usize) -> Reply + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::start_at("127.0.0.1:0", policy).await
+    }
+
+    /// Like [`Self::start`], listening on `addr`.
+    pub async fn start_at(
+        addr: &str,
+        policy: impl Fn(usize) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        let listener = TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let state = Arc::new(State {
             received: Mutex::default(),
