@@ -158,6 +158,8 @@ async fn method_headers_path_and_sorted_labels_are_exact() {
         Some(0x7ff0_0000_0000_0002)
     );
     assert_eq!(rx.decode_errors(), 0);
+    // The receiver records a request before the sender sees the response.
+    assert!(eventually(WAIT, || status(&w).samples_sent == 2).await);
     let st = status(&w);
     assert_eq!(st.samples_sent, 2);
     assert!(st.last_success_unix_ms.is_some() && st.bytes_sent > 0);
@@ -184,6 +186,8 @@ async fn server_error_is_retried_and_each_sample_is_delivered_exactly_once() {
         );
         assert_eq!(delivered.get(&k), Some(&1));
     }
+    // The receiver records a request before the sender sees the response.
+    assert!(eventually(WAIT, || status(&w).samples_sent == 5).await);
     let st = status(&w);
     assert_eq!(
         (st.samples_sent, st.samples_retried),
@@ -222,6 +226,8 @@ async fn client_error_is_never_resent_and_is_counted() {
         );
         assert_eq!(seen.get(&key), Some(&1), "rejected sample never resent");
     }
+    // The receiver records a request before the sender sees the response.
+    assert!(eventually(WAIT, || status(&w).samples_sent == 3).await);
     let st = status(&w);
     assert_eq!(st.samples_dropped["rejected"], 3);
     assert_eq!((st.samples_sent, st.samples_retried), (3, 0));
@@ -337,7 +343,7 @@ async fn network_errors_are_retried_until_the_receiver_is_up() {
     assert_eq!(status(&w).last_error.as_deref(), Some("connection_refused"));
     let rx = Receiver::start_at(&addr.to_string(), |_| Reply::status(200)).await;
     assert!(eventually(WAIT, || rx.delivered().len() == 3).await);
-    assert_eq!(status(&w).samples_sent, 3);
+    assert!(eventually(WAIT, || status(&w).samples_sent == 3).await);
     w.shutdown(WAIT).await;
 }
 
