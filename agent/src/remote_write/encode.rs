@@ -106,11 +106,14 @@ pub struct Encoded {
     pub samples: usize,
     /// Samples left out because their labels are invalid.
     pub invalid: usize,
+    /// Why the first of them was left out.
+    pub first_invalid: Option<InvalidLabels>,
 }
 
 /// Reusable encoder; one per shard, so it needs no lock.
 pub struct Encoder {
     labels: SeriesCache<Result<Box<[u8]>, InvalidLabels>>,
+    first_invalid: Option<InvalidLabels>,
     proto: Vec<u8>,
     compressed: Vec<u8>,
     snappy: snap::raw::Encoder,
@@ -121,6 +124,7 @@ impl Encoder {
     pub fn new(cache_size: usize) -> Self {
         Self {
             labels: SeriesCache::new(cache_size),
+            first_invalid: None,
             proto: Vec::new(),
             compressed: Vec::new(),
             snappy: snap::raw::Encoder::new(),
@@ -132,10 +136,17 @@ impl Encoder {
     pub fn encode_proto(&mut self, samples: &[Sample]) -> (&[u8], usize) {
         self.proto.clear();
         let mut invalid = 0;
+        self.first_invalid = None;
         for s in samples {
-            let Ok(labels) = self.labels.get_or_insert_with(&s.series, encode_labels) else {
-                invalid += 1;
-                continue;
+            let labels = match self.labels.get_or_insert_with(&s.series, encode_labels) {
+                Ok(labels) => labels,
+                Err(e) => {
+                    invalid += 1;
+                    if self.first_invalid.is_none() {
+                        self.first_invalid = Some(e.clone());
+                    }
+                    continue;
+                }
             };
             let ts = s.timestamp_ms as u64; // protobuf int64 is the two's complement as varint
             let sample_len = 1 + 8 + 1 + encoded_len_varint(ts);
@@ -167,6 +178,7 @@ impl Encoder {
             body: Bytes::copy_from_slice(&self.compressed[..n]),
             samples: samples.len() - invalid,
             invalid,
+            first_invalid: self.first_invalid.take(),
         })
     }
 

@@ -148,6 +148,10 @@ fn invalid_label_sets_are_left_out_and_counted() {
     let mut enc = Encoder::new(16);
     let out = enc.encode(&samples).expect("encode");
     assert_eq!((out.samples, out.invalid), (1, 2));
+    assert_eq!(
+        out.first_invalid,
+        Some(InvalidLabels::LabelName("bad-name".into()))
+    );
     let raw = snap::raw::Decoder::new()
         .decompress_vec(&out.body)
         .expect("snappy");

@@ -13,10 +13,10 @@
 mod cache;
 pub mod encode;
 mod endpoint;
-pub mod metrics;
+mod metrics;
 pub mod proto;
 pub mod queue;
-pub mod retry;
+mod retry;
 mod series;
 mod shard;
 
@@ -285,9 +285,4 @@ impl RemoteWriter {
         let _ = abort.send(true);
         work.await;
     }
-}
-
-/// The URL as shown in logs, metrics and status (no credentials, no query).
-pub fn redacted_url(url: &url::Url) -> String {
-    display_url(url)
 }

@@ -70,6 +70,7 @@ pub(crate) async fn run(
                     last_invalid_warn = Some(Instant::now());
                     tracing::warn!(
                         samples = encoded.invalid,
+                        first = %encoded.first_invalid.as_ref().map(ToString::to_string).unwrap_or_default(),
                         "dropped samples whose labels break the remote write 1.0 label rules"
                     );
                 }

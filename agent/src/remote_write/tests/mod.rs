@@ -373,3 +373,24 @@ async fn retries_back_off_exponentially_up_to_the_maximum() {
     }
     w.shutdown(WAIT).await;
 }
+
+#[tokio::test]
+async fn series_breaking_the_label_rules_are_dropped_and_counted() {
+    let rx = Receiver::start(|_| Reply::status(200)).await;
+    let w = writer(&[config("r", rx.url(), |_| {})], &Labels::new()).await;
+    let bad = Series::new(
+        Labels::from_pairs([("__name__", "m"), ("bad-name", "v")]),
+        MetricType::Gauge,
+    );
+    let mut batch = samples(&[series(1)], 1000);
+    batch.push(Sample {
+        series: bad,
+        timestamp_ms: 1000,
+        value: 1.0,
+    });
+    w.sink().append(&batch);
+    assert!(eventually(WAIT, || status(&w).samples_dropped["invalid_labels"] == 1).await);
+    assert!(eventually(WAIT, || status(&w).samples_sent == 1).await);
+    assert_eq!(rx.delivered().len(), 1);
+    w.shutdown(WAIT).await;
+}
