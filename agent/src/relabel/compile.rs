@@ -104,13 +104,23 @@ impl Matcher {
 /// What one compiled rule does, with exactly the fields its action uses.
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
-    Replace { regex: Matcher, target: Template, replacement: Template },
+    Replace {
+        regex: Matcher,
+        target: Template,
+        replacement: Template,
+    },
     Keep(Matcher),
     Drop(Matcher),
     KeepEqual(Box<str>),
     DropEqual(Box<str>),
-    HashMod { target: Box<str>, modulus: u64 },
-    LabelMap { regex: Regex, replacement: Template },
+    HashMod {
+        target: Box<str>,
+        modulus: u64,
+    },
+    LabelMap {
+        regex: Regex,
+        replacement: Template,
+    },
     LabelDrop(Regex),
     LabelKeep(Regex),
     Lowercase(Box<str>),
@@ -130,14 +140,23 @@ pub(crate) struct Rule {
 pub(crate) fn compile_rule(index: usize, c: &RelabelConfig) -> Result<Rule, RelabelError> {
     let action = match c.action.as_deref() {
         None => Action::Replace,
-        Some(name) => Action::parse(name)
-            .ok_or_else(|| RelabelError::UnknownAction { index, action: name.to_owned() })?,
+        Some(name) => Action::parse(name).ok_or_else(|| RelabelError::UnknownAction {
+            index,
+            action: name.to_owned(),
+        })?,
     };
     // Prometheus validates source label names while decoding YAML.
-    if let Some((position, name)) =
-        c.source_labels.iter().enumerate().find(|(_, n)| !is_valid_label_name(n))
+    if let Some((position, name)) = c
+        .source_labels
+        .iter()
+        .enumerate()
+        .find(|(_, n)| !is_valid_label_name(n))
     {
-        return Err(RelabelError::InvalidSourceLabel { index, position, value: name.clone() });
+        return Err(RelabelError::InvalidSourceLabel {
+            index,
+            position,
+            value: name.clone(),
+        });
     }
     let regex_src = c.regex.as_deref().unwrap_or(DEFAULT_REGEX);
     let regex = compile_regex(index, regex_src)?;
@@ -145,7 +164,10 @@ pub(crate) fn compile_rule(index: usize, c: &RelabelConfig) -> Result<Rule, Rela
 
     let target = || c.target_label.as_deref().unwrap_or_default().into();
     let replacement = c.replacement.as_deref().unwrap_or(DEFAULT_REPLACEMENT);
-    let matcher = || Matcher { regex: regex.clone(), matches_all: regex_src == DEFAULT_REGEX };
+    let matcher = || Matcher {
+        regex: regex.clone(),
+        matches_all: regex_src == DEFAULT_REGEX,
+    };
     let op = match action {
         Action::Replace => Op::Replace {
             target: Template::parse(c.target_label.as_deref().unwrap_or_default(), &regex),
@@ -156,10 +178,14 @@ pub(crate) fn compile_rule(index: usize, c: &RelabelConfig) -> Result<Rule, Rela
         Action::Drop => Op::Drop(matcher()),
         Action::KeepEqual => Op::KeepEqual(target()),
         Action::DropEqual => Op::DropEqual(target()),
-        Action::HashMod => Op::HashMod { target: target(), modulus: c.modulus.unwrap_or(0) },
-        Action::LabelMap => {
-            Op::LabelMap { replacement: Template::parse(replacement, &regex), regex: regex.clone() }
-        }
+        Action::HashMod => Op::HashMod {
+            target: target(),
+            modulus: c.modulus.unwrap_or(0),
+        },
+        Action::LabelMap => Op::LabelMap {
+            replacement: Template::parse(replacement, &regex),
+            regex: regex.clone(),
+        },
         Action::LabelDrop => Op::LabelDrop(regex.clone()),
         Action::LabelKeep => Op::LabelKeep(regex.clone()),
         Action::Lowercase => Op::Lowercase(target()),
@@ -181,7 +207,12 @@ fn compile_regex(index: usize, re: &str) -> Result<Regex, RelabelError> {
         let text = source.to_string();
         let last = text.lines().last().unwrap_or_default();
         let reason = last.strip_prefix("error: ").unwrap_or(last).to_owned();
-        RelabelError::InvalidRegex { index, regex: re.to_owned(), reason, source }
+        RelabelError::InvalidRegex {
+            index,
+            regex: re.to_owned(),
+            reason,
+            source,
+        }
     })
 }
 
@@ -196,8 +227,12 @@ fn validate(index: usize, action: Action, c: &RelabelConfig) -> Result<(), Relab
         action,
         expected,
     };
-    let not_allowed =
-        |field, allowed| RelabelError::FieldNotAllowed { index, field, action, allowed };
+    let not_allowed = |field, allowed| RelabelError::FieldNotAllowed {
+        index,
+        field,
+        action,
+        allowed,
+    };
 
     if action == A::HashMod && c.modulus.unwrap_or(0) == 0 {
         return Err(RelabelError::ZeroModulus { index });
@@ -207,7 +242,11 @@ fn validate(index: usize, action: Action, c: &RelabelConfig) -> Result<(), Relab
         A::Replace | A::HashMod | A::Lowercase | A::Uppercase | A::KeepEqual | A::DropEqual
     );
     if writes_target && target.is_empty() {
-        return Err(RelabelError::MissingField { index, field: "target_label", action });
+        return Err(RelabelError::MissingField {
+            index,
+            field: "target_label",
+            action,
+        });
     }
     if action == A::Replace {
         let valid = if target.contains('$') {
@@ -216,18 +255,30 @@ fn validate(index: usize, action: Action, c: &RelabelConfig) -> Result<(), Relab
             is_valid_label_name(target)
         };
         if !valid {
-            let expected = if target.contains('$') { TEMPLATE_NAME } else { LABEL_NAME };
+            let expected = if target.contains('$') {
+                TEMPLATE_NAME
+            } else {
+                LABEL_NAME
+            };
             return Err(invalid_name("target_label", target, expected));
         }
     }
-    let plain_target = matches!(action, A::Lowercase | A::Uppercase | A::KeepEqual | A::DropEqual);
+    let plain_target = matches!(
+        action,
+        A::Lowercase | A::Uppercase | A::KeepEqual | A::DropEqual
+    );
     if (plain_target || action == A::HashMod) && !is_valid_label_name(target) {
         return Err(invalid_name("target_label", target, LABEL_NAME));
     }
-    let replacement_is_default =
-        c.replacement.as_deref().is_none_or(|r| r == DEFAULT_REPLACEMENT);
+    let replacement_is_default = c
+        .replacement
+        .as_deref()
+        .is_none_or(|r| r == DEFAULT_REPLACEMENT);
     if plain_target && !replacement_is_default {
-        return Err(not_allowed("replacement", "it writes the joined source values"));
+        return Err(not_allowed(
+            "replacement",
+            "it writes the joined source values",
+        ));
     }
     if action == A::LabelMap {
         let replacement = c.replacement.as_deref().unwrap_or(DEFAULT_REPLACEMENT);
@@ -235,7 +286,10 @@ fn validate(index: usize, action: Action, c: &RelabelConfig) -> Result<(), Relab
             return Err(invalid_name("replacement", replacement, TEMPLATE_NAME));
         }
     }
-    let separator_is_default = c.separator.as_deref().is_none_or(|s| s == DEFAULT_SEPARATOR);
+    let separator_is_default = c
+        .separator
+        .as_deref()
+        .is_none_or(|s| s == DEFAULT_SEPARATOR);
     let modulus_is_default = c.modulus.unwrap_or(0) == 0;
     if matches!(action, A::KeepEqual | A::DropEqual) {
         const ALLOWED: &str = "only source_labels and target_label may be set";

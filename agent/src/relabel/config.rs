@@ -44,6 +44,10 @@ fn null_as_empty_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    reason = "a test should panic on unexpected errors"
+)]
 mod tests {
     use super::*;
 
@@ -86,7 +90,10 @@ mod tests {
             }
         );
         assert_eq!(got[1].modulus, Some(4));
-        assert_eq!(got[1].regex, None, "omitted regex stays None so the default applies");
+        assert_eq!(
+            got[1].regex, None,
+            "omitted regex stays None so the default applies"
+        );
         assert_eq!(got[2].source_labels, Vec::<String>::new());
         assert_eq!(got[2].replacement, None);
     }
@@ -105,7 +112,8 @@ mod tests {
         assert_eq!(got[0].regex.as_deref(), Some(""));
         assert_eq!(got[0].replacement.as_deref(), Some(""));
         assert_eq!(got[0].separator.as_deref(), Some(""));
-        let got = parse("- regex:\n  replacement: ~\n  source_labels: ~\n  action: null\n").unwrap();
+        let got =
+            parse("- regex:\n  replacement: ~\n  source_labels: ~\n  action: null\n").unwrap();
         assert_eq!(got[0].regex.as_deref(), Some(""));
         assert_eq!(got[0].replacement.as_deref(), Some(""));
         assert_eq!(got[0].action.as_deref(), Some(""));

@@ -19,7 +19,11 @@ pub(crate) struct Scratch {
 
 impl Scratch {
     pub(crate) const fn new() -> Self {
-        Self { joined: String::new(), target: String::new(), value: String::new() }
+        Self {
+            joined: String::new(),
+            target: String::new(),
+            value: String::new(),
+        }
     }
 
     /// Drops buffers that one huge value grew, so a thread does not keep them forever.
@@ -35,7 +39,11 @@ impl Scratch {
 
 /// Applies `rule`; false means the series/target is dropped.
 pub(crate) fn apply(rule: &Rule, labels: &mut Labels, s: &mut Scratch) -> bool {
-    let Scratch { joined, target, value } = s;
+    let Scratch {
+        joined,
+        target,
+        value,
+    } = s;
     joined.clear();
     for (i, name) in rule.source_labels.iter().enumerate() {
         if i > 0 {
@@ -50,7 +58,11 @@ pub(crate) fn apply(rule: &Rule, labels: &mut Labels, s: &mut Scratch) -> bool {
         Op::Keep(m) => m.is_match(val),
         Op::DropEqual(t) => labels.get_or_empty(t) != val,
         Op::KeepEqual(t) => labels.get_or_empty(t) == val,
-        Op::Replace { regex, target: t, replacement } => {
+        Op::Replace {
+            regex,
+            target: t,
+            replacement,
+        } => {
             replace(regex, t, replacement, val, labels, (target, value));
             true
         }
@@ -198,6 +210,10 @@ fn simple_upper_greek(c: char) -> Option<char> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    reason = "a test should panic on unexpected errors"
+)]
 mod tests {
     use super::*;
 

@@ -53,7 +53,9 @@ pub enum RelabelError {
         index: usize,
     },
     /// `target_label` (or `labelmap`'s `replacement`) cannot name a label.
-    #[error("relabel rule {index}: {field} {value:?} is invalid for action \"{action}\"; expected {expected}")]
+    #[error(
+        "relabel rule {index}: {field} {value:?} is invalid for action \"{action}\"; expected {expected}"
+    )]
     InvalidName {
         /// Position of the rule in its list.
         index: usize,
@@ -67,7 +69,9 @@ pub enum RelabelError {
         expected: &'static str,
     },
     /// An entry of `source_labels` is not a label name.
-    #[error("relabel rule {index}: source_labels[{position}] {value:?} is invalid; expected {LABEL_NAME}")]
+    #[error(
+        "relabel rule {index}: source_labels[{position}] {value:?} is invalid; expected {LABEL_NAME}"
+    )]
     InvalidSourceLabel {
         /// Position of the rule in its list.
         index: usize,

@@ -13,8 +13,16 @@ mod error;
 mod template;
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    reason = "a test should panic on unexpected errors"
+)]
 mod conformance_tests;
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    reason = "a test should panic on unexpected errors"
+)]
 mod tests;
 
 use std::cell::Cell;
@@ -61,7 +69,9 @@ impl Rules {
             .enumerate()
             .map(|(index, c)| compile::compile_rule(index, c))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Rules { rules: rules.into() })
+        Ok(Rules {
+            rules: rules.into(),
+        })
     }
 
     /// Applies the rules in order to `labels` in place; returns false when a
@@ -80,7 +90,12 @@ impl Rules {
         let mut kept = true;
         for (index, rule) in self.rules.iter().enumerate() {
             kept = engine::apply(rule, labels, &mut scratch);
-            observe(Step { index, action: rule.action, labels, kept });
+            observe(Step {
+                index,
+                action: rule.action,
+                labels,
+                kept,
+            });
             if !kept {
                 break;
             }

@@ -55,7 +55,9 @@ impl Template {
         if !literal.is_empty() {
             pieces.push(Piece::Literal(literal.into()));
         }
-        Self { pieces: pieces.into() }
+        Self {
+            pieces: pieces.into(),
+        }
     }
 
     /// True when expansion reads capture groups (so a match must capture them).
@@ -65,7 +67,11 @@ impl Template {
 
     /// Appends the expansion to `dst`; `group(i)` is the text of group `i`, or
     /// `None` when it did not participate in the match.
-    pub(crate) fn expand_into<'h>(&self, group: impl Fn(usize) -> Option<&'h str>, dst: &mut String) {
+    pub(crate) fn expand_into<'h>(
+        &self,
+        group: impl Fn(usize) -> Option<&'h str>,
+        dst: &mut String,
+    ) {
         for piece in &self.pieces {
             match piece {
                 Piece::Literal(s) => dst.push_str(s),
@@ -161,6 +167,10 @@ pub(crate) fn is_valid_name_template(s: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    reason = "a test should panic on unexpected errors"
+)]
 mod tests {
     use super::*;
 
@@ -180,18 +190,18 @@ mod tests {
         let table = [
             ("$1", "a"),
             ("${1}", "a"),
-            ("$1x", ""),         // group named "1x": does not exist
+            ("$1x", ""), // group named "1x": does not exist
             ("${1}x", "ax"),
-            ("$2", ""),          // group that did not participate
-            ("$9", ""),          // group that does not exist
-            ("$01", ""),         // leading zero: a name, not a number
+            ("$2", ""),  // group that did not participate
+            ("$9", ""),  // group that does not exist
+            ("$01", ""), // leading zero: a name, not a number
             ("$x", "c"),
             ("${x}", "c"),
             ("$x_", ""),
             ("$$1", "$1"),
-            ("$", "$"),          // malformed: literal
-            ("a$-b", "a$-b"),    // malformed: literal
-            ("${1", "${1"),      // unclosed brace: literal
+            ("$", "$"),       // malformed: literal
+            ("a$-b", "a$-b"), // malformed: literal
+            ("${1", "${1"),   // unclosed brace: literal
             ("${a-b}", "${a-b}"),
             ("${}", "${}"),
             ("$0", "ac"),
@@ -214,10 +224,28 @@ mod tests {
 
     #[test]
     fn legacy_name_templates() {
-        for ok in ["${1}", "$1", "a_$1", "label1_${1}", "_${x}y", "$a$b", "${3}"] {
+        for ok in [
+            "${1}",
+            "$1",
+            "a_$1",
+            "label1_${1}",
+            "_${x}y",
+            "$a$b",
+            "${3}",
+        ] {
             assert!(is_valid_name_template(ok), "{ok:?}");
         }
-        for bad in ["", "0${3}", "-${3}", "utf-8.label${1}", "a$", "${}", "${1", "$-", "a b$1"] {
+        for bad in [
+            "",
+            "0${3}",
+            "-${3}",
+            "utf-8.label${1}",
+            "a$",
+            "${}",
+            "${1",
+            "$-",
+            "a b$1",
+        ] {
             assert!(!is_valid_name_template(bad), "{bad:?}");
         }
     }

@@ -10,7 +10,12 @@ enum Want {
 use Want::{Dropped, Kept};
 
 /// (name, rules as Prometheus YAML, input labels, expected outcome)
-type Case = (&'static str, &'static str, &'static [(&'static str, &'static str)], Want);
+type Case = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    Want,
+);
 
 fn rules(yaml: &str) -> Rules {
     let configs: Vec<RelabelConfig> = serde_yaml::from_str(yaml).unwrap();
@@ -139,7 +144,11 @@ fn every_action_and_default() {
             Dropped => assert!(!kept, "{name}: expected a drop, got {labels}"),
             Kept(expected) => {
                 assert!(kept, "{name}: unexpected drop");
-                assert_eq!(labels, Labels::from_pairs(expected.iter().copied()), "{name}");
+                assert_eq!(
+                    labels,
+                    Labels::from_pairs(expected.iter().copied()),
+                    "{name}"
+                );
             }
         }
     }
@@ -148,7 +157,9 @@ fn every_action_and_default() {
 #[test]
 fn every_action_is_covered() {
     for action in Action::ALL {
-        let covered = PROCESS.iter().any(|(_, yaml, ..)| rules(yaml).actions().any(|a| a == action));
+        let covered = PROCESS
+            .iter()
+            .any(|(_, yaml, ..)| rules(yaml).actions().any(|a| a == action));
         assert!(covered, "no processing case for {action}");
         assert_eq!(Action::parse(&action.as_str().to_uppercase()), Some(action));
     }
@@ -242,10 +253,17 @@ fn valid_edge_cases_compile() {
 
 #[test]
 fn regex_error_keeps_its_source() {
-    let configs = [RelabelConfig { regex: Some("a{2,1}".into()), ..Default::default() }];
+    let configs = [RelabelConfig {
+        regex: Some("a{2,1}".into()),
+        ..Default::default()
+    }];
     let err = Rules::compile(&configs).unwrap_err();
     assert!(std::error::Error::source(&err).is_some());
-    assert!(err.to_string().starts_with("relabel rule 0: regex \"a{2,1}\" is invalid: "), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("relabel rule 0: regex \"a{2,1}\" is invalid: "),
+        "{err}"
+    );
 }
 
 #[test]
