@@ -17,6 +17,12 @@ mod template;
     clippy::unwrap_used,
     reason = "a test should panic on unexpected errors"
 )]
+mod alloc_tests;
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    reason = "a test should panic on unexpected errors"
+)]
 mod conformance_tests;
 #[cfg(test)]
 #[allow(
