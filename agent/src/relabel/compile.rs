@@ -6,6 +6,7 @@ use std::fmt;
 use regex::Regex;
 
 use super::config::RelabelConfig;
+use super::dialect;
 use super::error::{LABEL_NAME, RelabelError, TEMPLATE_NAME};
 use super::template::{Template, is_valid_name_template};
 use crate::model::is_valid_label_name;
@@ -199,9 +200,10 @@ pub(crate) fn compile_rule(index: usize, c: &RelabelConfig) -> Result<Rule, Rela
     })
 }
 
-/// Compiles `re` the Prometheus way: anchored at both ends, `.` matching `\n`.
+/// Compiles `re` the Prometheus way: anchored at both ends, `.` matching `\n`,
+/// Go's RE2 dialect.
 fn compile_regex(index: usize, re: &str) -> Result<Regex, RelabelError> {
-    Regex::new(&format!("^(?s:{re})$")).map_err(|source| {
+    Regex::new(&format!("^(?s:{})$", dialect::from_go(re))).map_err(|source| {
         // Syntax errors span several lines (pattern, caret, "error: ...");
         // the last line is the reason.
         let text = source.to_string();

@@ -8,6 +8,7 @@
 
 mod compile;
 mod config;
+mod dialect;
 mod engine;
 mod error;
 mod template;

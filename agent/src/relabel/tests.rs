@@ -74,6 +74,8 @@ const PROCESS: &[Case] = &[
         &[("a", "2")], Kept(&[("a", "2")])),
     ("keep: no match drops", "[{action: keep, source_labels: [a], regex: '1|2'}]",
         &[("a", "12")], Dropped),
+    ("keep: \\w is ASCII-only as in Go", "[{action: keep, source_labels: [a], regex: '\\w+'}]",
+        &[("a", "héllo")], Dropped),
     ("drop: default regex drops everything", "[{action: drop}]",
         &[("a", "1")], Dropped),
     ("drop: match drops", "[{action: drop, source_labels: [__name__], regex: 'go_.*'}]",
