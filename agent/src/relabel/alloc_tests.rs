@@ -70,6 +70,8 @@ fn hot_paths_do_not_allocate() {
         ("[{action: lowercase, source_labels: [pod], target_label: pod_lc}]", 0),
         ("[{action: keepequal, source_labels: [code], target_label: code}]", 0),
         ("[{action: labeldrop, regex: '__meta_.*'}]", 0),
+        ("[{action: labelkeep, regex: '__name__|code|pod|shard'}]", 0),
+        ("[{action: labelmap, regex: '__meta_kubernetes_pod_label_(.+)'}]", 0),
         // Group references need the regex crate's `Captures` (one small
         // allocation), as Prometheus needs FindStringSubmatchIndex.
         ("[{source_labels: [pod], regex: '(.+)-\\d+', target_label: app}]", 1),

@@ -142,9 +142,16 @@ fn expand_and_set<'h>(
 
 fn label_map(regex: &regex::Regex, replacement: &Template, labels: &mut Labels) {
     // Prometheus iterates a snapshot of the labels, so names created here are
-    // not mapped again; collect first, then set.
+    // not mapped again; collect first, then set. (Its snapshot lists labels
+    // added by earlier rules last, ours is sorted: this only matters when two
+    // labels map to the same name.)
     let mut mapped: Vec<(String, String)> = Vec::new();
     for l in labels.iter() {
+        // `is_match` first: it needs no captures, so non-matching labels cost
+        // no allocation (Prometheus also checks MatchString first).
+        if !regex.is_match(&l.name) {
+            continue;
+        }
         if let Cow::Owned(name) = regex.replace_all(&l.name, Replace(replacement)) {
             // Deliberate deviation: Prometheus sets even an invalid name and
             // fails the scrape later; we skip it, as `replace` does, so relabel

@@ -5,6 +5,15 @@
 //! 2.42 and remote write 1.0 require) and compiles every regex and `$`
 //! template once; [`Rules::process`] then runs them on each label set
 //! without compiling anything and, on the common paths, without allocating.
+//!
+//! Where we knowingly differ from Prometheus (each one tested):
+//! - label names are validated the legacy way, so configs that need UTF-8
+//!   names (TestRelabel cases 29–31) are rejected when compiled;
+//! - `labelmap` skips a mapped name that is not a valid label name (as
+//!   `replace` does) instead of producing it and failing the scrape later;
+//! - Rust's regex accepts a little syntax Go rejects (e.g. `(?x)`, counted
+//!   repetition above 1000); matching of patterns both accept is identical
+//!   (see `dialect`).
 
 mod compile;
 mod config;
