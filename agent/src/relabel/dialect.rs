@@ -65,14 +65,20 @@ pub(crate) fn from_go(pattern: &str) -> String {
                     out.push_str("\\]");
                 }
             }
-            '[' if chars.peek() == Some(&':') => {
-                // POSIX class such as `[:alpha:]`: copy through `:]`.
-                out.push('[');
+            '[' if chars.peek() == Some(&':')
+                && chars.clone().skip(1).collect::<String>().contains(":]") =>
+            {
+                // POSIX class such as `[:alpha:]` (Go looks for the next `:]`,
+                // as we do): copy through `:]`.
+                out.push_str("[:");
+                chars.next();
+                let mut prev = '\0';
                 for p in chars.by_ref() {
                     out.push(p);
-                    if p == ']' {
+                    if prev == ':' && p == ']' {
                         break;
                     }
+                    prev = p;
                 }
             }
             // Literal in Go classes; nesting/set operators in Rust's.
@@ -127,6 +133,7 @@ mod tests {
             (r"[^]a]", r"[^\]a]"),
             (r"[[:alpha:]_]", r"[[:alpha:]_]"),
             (r"[a[b]", r"[a\[b]"),
+            (r"[[:a]", r"[\[:a]"),
             (r"[a&&b~~c]", r"[a\&\&b\~\~c]"),
             (r"a\.b\\d", r"a\.b\\d"),
             (r"\pL\p{Greek}", r"\pL\p{Greek}"),
@@ -154,6 +161,8 @@ mod tests {
             (r"[a[]+", "a[a", true),
             (r"[a&&b]+", "a&b", true),
             (r"[^\D]+", "42", true),
+            (r"[[:a]+", ":[a", true),
+            (r"[[:digit:]x]+", "1x", true),
         ];
         for (pattern, hay, want) in table {
             assert_eq!(go_match(pattern, hay), want, "{pattern} on {hay:?}");
