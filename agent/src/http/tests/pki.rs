@@ -46,20 +46,28 @@ impl Ca {
 
     /// A server certificate for `names` (DNS names or IP addresses).
     pub(crate) fn server(&self, names: &[&str]) -> Leaf {
-        self.leaf(names, ExtendedKeyUsagePurpose::ServerAuth)
+        self.leaf(
+            names,
+            ExtendedKeyUsagePurpose::ServerAuth,
+            KeyPair::generate().unwrap(),
+        )
     }
 
-    /// A client certificate.
+    /// A client certificate (fresh P-256 key).
     pub(crate) fn client(&self, name: &str) -> Leaf {
-        self.leaf(&[name], ExtendedKeyUsagePurpose::ClientAuth)
+        self.client_with_key(name, KeyPair::generate().unwrap())
     }
 
-    fn leaf(&self, names: &[&str], usage: ExtendedKeyUsagePurpose) -> Leaf {
+    /// A client certificate for the given key.
+    pub(crate) fn client_with_key(&self, name: &str, key: KeyPair) -> Leaf {
+        self.leaf(&[name], ExtendedKeyUsagePurpose::ClientAuth, key)
+    }
+
+    fn leaf(&self, names: &[&str], usage: ExtendedKeyUsagePurpose, key: KeyPair) -> Leaf {
         let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
         let mut params = CertificateParams::new(names).unwrap();
         params.extended_key_usages = vec![usage];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         Leaf {
             cert_pem: cert.pem(),
@@ -70,15 +78,20 @@ impl Ca {
     }
 }
 
-/// The SEC1 `ECPrivateKey` inside a PKCS#8 EC key, as PEM: the
-/// `BEGIN EC PRIVATE KEY` form that OpenSSL and kubeadm write.
-pub(crate) fn sec1_pem(pkcs8_der: &[u8]) -> String {
+/// A 2048-bit RSA key made once with `openssl genpkey` for these tests only
+/// (ring cannot generate RSA keys).
+pub(crate) const RSA_PKCS8_PEM: &str = include_str!("testdata/rsa-test-only.pk8.pem");
+
+/// The algorithm-specific key inside a PKCS#8 key, as PEM with `label`: SEC1
+/// `EC PRIVATE KEY` or PKCS#1 `RSA PRIVATE KEY`, the forms OpenSSL and
+/// kubeadm write.
+pub(crate) fn unwrap_pkcs8(pkcs8_der: &[u8], label: &str) -> String {
     // PrivateKeyInfo ::= SEQUENCE { version INTEGER, algorithm SEQUENCE, privateKey OCTET STRING }
     let (_, body) = der_tlv(pkcs8_der, 0x30);
     let (rest, _version) = der_tlv(body, 0x02);
     let (rest, _algorithm) = der_tlv(rest, 0x30);
-    let (_, sec1) = der_tlv(rest, 0x04);
-    pem("EC PRIVATE KEY", sec1)
+    let (_, inner) = der_tlv(rest, 0x04);
+    pem(label, inner)
 }
 
 /// Splits one DER element of the expected tag off `input`: (rest, contents).

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use http::Version;
 
-use super::pki::{Ca, Leaf, sec1_pem};
+use super::pki::{Ca, Leaf, RSA_PKCS8_PEM, unwrap_pkcs8};
 use super::server::{ClientAuth, TestServer, ok, serve, settle, tls_config};
 use super::{TIMEOUT, TempDir, get};
 use crate::config::{HttpClientConfig, TlsConfig};
@@ -229,19 +229,24 @@ async fn half_rotated_key_keeps_the_previous_config() {
 }
 
 #[tokio::test]
-async fn sec1_ec_client_key_works() {
+async fn sec1_ec_and_pkcs1_rsa_client_keys_work() {
     let fx = Fixture::new();
     let server = fx.mtls_server(H2_AND_H1).await;
-    let leaf = fx.ca.client("scraper");
-    let sec1 = sec1_pem(&leaf.key_der);
-    assert!(sec1.starts_with("-----BEGIN EC PRIVATE KEY-----"));
-    let tls = TlsConfig {
-        cert_file: Some(fx.dir.write("ec.pem", &leaf.cert_pem)),
-        key_file: Some(fx.dir.write("ec.key", sec1)),
-        ..fx.tls.clone()
-    };
-    let resp = fetch(&client(tls), &server.url("https")).await.unwrap();
-    assert_eq!(&resp.body[..], b"secure");
+    let ec = fx.ca.client("scraper");
+    let rsa = fx
+        .ca
+        .client_with_key("scraper", rcgen::KeyPair::from_pem(RSA_PKCS8_PEM).unwrap());
+    for (leaf, label) in [(ec, "EC PRIVATE KEY"), (rsa, "RSA PRIVATE KEY")] {
+        let key_pem = unwrap_pkcs8(&leaf.key_der, label);
+        assert!(key_pem.starts_with(&format!("-----BEGIN {label}-----")));
+        let tls = TlsConfig {
+            cert_file: Some(fx.dir.write("leaf.pem", &leaf.cert_pem)),
+            key_file: Some(fx.dir.write("leaf.key", key_pem)),
+            ..fx.tls.clone()
+        };
+        let resp = fetch(&client(tls), &server.url("https")).await.unwrap();
+        assert_eq!(&resp.body[..], b"secure", "{label}");
+    }
 }
 
 #[test]
