@@ -244,6 +244,22 @@ mod tests {
     }
 
     #[test]
+    fn file_is_checked_at_most_once_per_interval() {
+        let path = std::env::temp_dir().join(format!("crowsnest-auth-{}", std::process::id()));
+        std::fs::write(&path, "one").unwrap();
+        let auth = Auth::Authorization {
+            kind: "Bearer".into(),
+            credential: Credential::File(path.clone()),
+        };
+        let slow = AuthHeader::new(&auth, Duration::from_secs(3600)).unwrap();
+        let fast = AuthHeader::new(&auth, Duration::ZERO).unwrap();
+        std::fs::write(&path, "second").unwrap();
+        assert_eq!(slow.value().unwrap(), "Bearer one");
+        assert_eq!(fast.value().unwrap(), "Bearer second");
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
     fn missing_file_names_the_path() {
         let auth = Auth::Authorization {
             kind: "Bearer".into(),

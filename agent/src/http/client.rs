@@ -30,6 +30,12 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// time; remote write uses up to one per shard, and HTTP/2 multiplexes anyway.
 const POOL_MAX_IDLE_PER_HOST: usize = 32;
 
+/// HTTP/2 pings on idle-looking connections, so a remote-write connection
+/// silently dropped by a load balancer fails fast instead of at the next
+/// request's timeout.
+const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A response with its body read (and decoded) in full.
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -82,6 +88,8 @@ impl HttpClient {
             // Without a timer the idle timeout is never enforced.
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
+            .http2_keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
+            .http2_keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT)
             .build(Connector::new(tls.clone()));
         Ok(Self {
             inner: Arc::new(Inner { client, tls, auth }),

@@ -9,6 +9,31 @@
 //! - `body`: bounded body reading with gzip decoding.
 //! - `client`: [`HttpClient::send`] tying these together under one timeout.
 //! - `error`: [`HttpError`] and its bounded [`HttpError::kind`] for metric labels.
+//!
+//! Build one client per config (at start, so bad files fail early) and clone
+//! it freely; clones share the connection pool:
+//!
+//! ```no_run
+//! # async fn scrape(cfg: &crowsnest::config::HttpClientConfig) -> Result<(), crowsnest::http::HttpError> {
+//! use std::time::Duration;
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//!
+//! let client = crowsnest::http::HttpClient::new(cfg)?;
+//! let req = http::Request::get("https://10.0.0.7:10250/metrics")
+//!     .header(http::header::ACCEPT_ENCODING, "gzip")
+//!     .body(Full::new(Bytes::new()))
+//!     .map_err(|e| crowsnest::http::HttpError::InvalidRequest { reason: e.to_string() })?;
+//! match client.send(req, Duration::from_secs(10), 64 << 20).await {
+//!     Ok(resp) => println!("{} {} bytes", resp.status, resp.body.len()),
+//!     Err(e) => eprintln!("scrape failed ({}): {e}", e.kind()),
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! TLS files and credential files are checked for changes at most every few
+//! seconds; new connections use the new files, pooled ones finish their life
+//! with the old (as Prometheus does).
 
 mod auth;
 mod body;

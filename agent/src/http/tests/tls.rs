@@ -250,6 +250,32 @@ async fn sec1_ec_and_pkcs1_rsa_client_keys_work() {
 }
 
 #[test]
+fn config_is_shared_until_a_file_changes() {
+    use crate::http::tls::TlsSource;
+    use std::sync::Arc;
+
+    let fx = Fixture::new();
+    let source = TlsSource::new(&fx.tls, Duration::ZERO).unwrap();
+    let first = source.current();
+    assert!(
+        Arc::ptr_eq(&first, &source.current()),
+        "unchanged files: same config"
+    );
+    fx.dir
+        .write("ca.pem", format!("{}{}", fx.ca.pem, Ca::new("next").pem));
+    assert!(
+        !Arc::ptr_eq(&first, &source.current()),
+        "rotated CA: new config"
+    );
+
+    // With the default interval, a change is not even looked for right away.
+    let slow = TlsSource::new(&fx.tls, Duration::from_secs(3600)).unwrap();
+    let before = slow.current();
+    fx.dir.write("ca.pem", &fx.ca.pem);
+    assert!(Arc::ptr_eq(&before, &slow.current()));
+}
+
+#[test]
 fn unusable_files_fail_at_start_naming_the_file_not_its_contents() {
     let fx = Fixture::new();
     let garbage =
