@@ -34,13 +34,18 @@ enum Source {
 }
 
 struct Cached {
-    value: HeaderValue,
-    stamp: FileStamp,
+    /// The header and the stamp of the file it was read from; `None` until
+    /// the file could be read.
+    loaded: Option<(HeaderValue, FileStamp)>,
     clock: CheckClock,
 }
 
 impl AuthHeader {
-    /// Reads credential files now, so a missing file fails the start.
+    /// Prepares the header. A credential file that cannot be read yet is not
+    /// fatal (mounted secrets can appear after the agent starts, and one job's
+    /// token must not stop the others): requests fail with kind `credentials`
+    /// until it can be read. Inline credentials that cannot be a header value
+    /// fail here.
     pub(crate) fn new(auth: &Auth, check_every: Duration) -> Result<Self, HttpError> {
         let (scheme, credential) = match auth {
             Auth::Authorization { kind, credential } => {
@@ -56,12 +61,16 @@ impl AuthHeader {
                 Source::Static(scheme.render(secret.expose(), None)?)
             }
             Some(Credential::File(path)) => {
-                let (value, stamp) = scheme.load(path)?;
+                let loaded = scheme
+                    .load(path)
+                    .inspect_err(|error| {
+                        tracing::warn!(%error, "credential file not usable yet; its requests fail until it is");
+                    })
+                    .ok();
                 Source::File {
                     path: path.clone(),
                     cache: Mutex::new(Cached {
-                        value,
-                        stamp,
+                        loaded,
                         clock: CheckClock::new(check_every),
                     }),
                 }
@@ -71,27 +80,34 @@ impl AuthHeader {
     }
 
     /// The header value for the next request. File credentials are stat'ed at
-    /// most once per check interval and re-read when their stamp changed; an
-    /// unreadable file fails the request (naming the file) rather than sending
-    /// a stale credential forever.
+    /// most once per check interval (every time while unreadable) and re-read
+    /// when their stamp changed; an unreadable file fails the request (naming
+    /// the file) rather than sending a stale credential forever.
     pub(crate) fn value(&self) -> Result<HeaderValue, HttpError> {
-        match &self.source {
-            Source::Static(value) => Ok(value.clone()),
-            Source::File { path, cache } => {
-                let mut cached = cache.lock().unwrap_or_else(PoisonError::into_inner);
-                if cached.clock.due() {
-                    let stamp = FileStamp::of(path).map_err(|source| HttpError::Credentials {
-                        path: Some(path.clone()),
-                        source,
-                    })?;
-                    if stamp != cached.stamp {
-                        let (value, stamp) = self.scheme.load(path)?;
-                        cached.value = value;
-                        cached.stamp = stamp;
-                    }
-                }
-                Ok(cached.value.clone())
+        let (path, cache) = match &self.source {
+            Source::Static(value) => return Ok(value.clone()),
+            Source::File { path, cache } => (path, cache),
+        };
+        let mut cached = cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cached.loaded.is_none() || cached.clock.due() {
+            let stamp = FileStamp::of(path).map_err(|source| HttpError::Credentials {
+                path: Some(path.clone()),
+                source,
+            })?;
+            if cached
+                .loaded
+                .as_ref()
+                .is_none_or(|(_, seen)| *seen != stamp)
+            {
+                cached.loaded = Some(self.scheme.load(path)?);
             }
+        }
+        match &cached.loaded {
+            Some((value, _)) => Ok(value.clone()),
+            None => Err(HttpError::Credentials {
+                path: Some(path.clone()),
+                source: io::Error::new(io::ErrorKind::NotFound, "not loaded"),
+            }),
         }
     }
 }
@@ -260,16 +276,23 @@ mod tests {
     }
 
     #[test]
-    fn missing_file_names_the_path() {
+    fn missing_file_fails_requests_until_it_appears() {
+        let path = std::env::temp_dir().join(format!("crowsnest-late-{}", std::process::id()));
         let auth = Auth::Authorization {
             kind: "Bearer".into(),
-            credential: Credential::File("/nonexistent/crowsnest/token".into()),
+            credential: Credential::File(path.clone()),
         };
-        let err = AuthHeader::new(&auth, Duration::ZERO).unwrap_err();
+        // Not fatal at start; each request fails, naming the file.
+        let header = AuthHeader::new(&auth, Duration::from_secs(3600)).unwrap();
+        let err = header.value().unwrap_err();
         assert_eq!(err.kind(), "credentials");
         assert!(
-            err.to_string().contains("/nonexistent/crowsnest/token"),
+            err.to_string().contains(&path.display().to_string()),
             "{err}"
         );
+        // Looked for again at once, not after the check interval.
+        std::fs::write(&path, "late\n").unwrap();
+        assert_eq!(header.value().unwrap(), "Bearer late");
+        std::fs::remove_file(&path).unwrap();
     }
 }

@@ -115,6 +115,8 @@ pub(crate) async fn read(
     }
     match sink {
         Sink::Raw(buf) => Ok(buf.freeze()),
+        // HEAD and 204/304 responses may carry the header without any body.
+        Sink::Gzip(_) if raw_len == 0 => Ok(Bytes::new()),
         Sink::Gzip(mut decoder) => {
             if let Err(source) = decoder.try_finish() {
                 return Err(gzip_failure(

@@ -64,9 +64,11 @@ struct Inner {
 }
 
 impl HttpClient {
-    /// Builds the client, reading every TLS and credential file now: an
-    /// unreadable or invalid CA, certificate, key or credential file fails
-    /// here, naming the file (never its contents).
+    /// Builds the client, reading every TLS file now: an unreadable or invalid
+    /// CA, certificate or key fails here, naming the file (never its
+    /// contents). A credential file that cannot be read yet only fails the
+    /// requests (kind `credentials`) until it appears, so one job's missing
+    /// token does not stop the agent.
     pub fn new(cfg: &HttpClientConfig) -> Result<Self, HttpError> {
         Self::with_check_interval(cfg, DEFAULT_CHECK_INTERVAL)
     }

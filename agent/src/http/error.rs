@@ -272,6 +272,14 @@ pub(crate) fn classify(err: &(dyn StdError + 'static)) -> TransportKind {
             };
             fallback.get_or_insert(kind);
         }
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            if h2.is_library() {
+                return TransportKind::HttpProtocol;
+            }
+            if h2.is_go_away() || h2.is_reset() {
+                fallback.get_or_insert(TransportKind::ConnectionClosed);
+            }
+        }
         if let Some(h) = e.downcast_ref::<hyper::Error>() {
             if h.is_parse() || h.is_parse_status() || h.is_parse_too_large() {
                 return TransportKind::HttpProtocol;

@@ -75,6 +75,13 @@ async fn gzip_body_is_decoded() {
         .await
         .unwrap();
     assert_eq!(&resp.body[..], b"first\nsecond\n");
+    // The header without a body (as on 204 or HEAD) is an empty body, not an error.
+    let server = serve(None, gzipped(Vec::new())).await;
+    let resp = plain()
+        .send(get(&server.url("http")), TIMEOUT, 0)
+        .await
+        .unwrap();
+    assert!(resp.body.is_empty());
 }
 
 #[tokio::test]
