@@ -21,9 +21,9 @@ use super::reload::DEFAULT_CHECK_INTERVAL;
 use super::tls::TlsSource;
 use crate::config::HttpClientConfig;
 
-/// Idle connections are closed after this long; shorter than the usual
-/// server-side keep-alive (Go's 90 s default is the server's, so we stay under it
-/// to avoid reusing a connection the server is about to drop).
+/// Idle connections are closed after this long: under common server
+/// keep-alive timeouts (nginx 75 s), so we rarely pick a pooled connection the
+/// server is closing, yet long enough to span a 30 s scrape interval.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Idle connections kept per host. Scrapes use one connection per target at a
