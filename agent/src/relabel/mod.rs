@@ -30,7 +30,34 @@ pub struct RelabelConfig {
 #[derive(Debug, Clone, Default)]
 pub struct Rules {}
 
+/// Why a list of relabel rules does not compile.
+// Minimal placeholder so `config` compiles on its own branch; the relabel
+// branch owns the real definition and replaces this on merge.
+#[derive(Debug, thiserror::Error)]
+#[error("rule {index}: {message}")]
+pub struct RelabelError {
+    /// Index of the failing rule in its list.
+    pub index: usize,
+    /// What is wrong with it.
+    pub message: String,
+}
+
 impl Rules {
+    /// Compiles `configs` once, checking each rule's regex (anchored like
+    /// Prometheus: `^(?s:<regex>)$`).
+    // Minimal version for the config branch; replaced by the relabel branch.
+    pub fn compile(configs: &[RelabelConfig]) -> Result<Self, RelabelError> {
+        for (index, c) in configs.iter().enumerate() {
+            if let Some(re) = &c.regex {
+                regex::Regex::new(&format!("^(?s:{re})$")).map_err(|e| RelabelError {
+                    index,
+                    message: format!("invalid regex {re:?}: {e}"),
+                })?;
+            }
+        }
+        Ok(Self {})
+    }
+
     /// Applies the rules to `labels` in place; returns false when a rule drops the series.
     pub fn process(&self, labels: &mut Labels) -> bool {
         let _ = labels;
