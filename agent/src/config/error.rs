@@ -94,30 +94,15 @@ pub(super) fn field(parent: &str, name: &str) -> String {
     }
 }
 
-/// Prometheus settings that are valid YAML for Prometheus but that crowsnest
-/// does not implement, with what to do instead. Appended to "unknown field"
-/// errors so a copied Prometheus config fails with a useful explanation.
+/// Keys that are valid for Prometheus (or YAML) but that crowsnest does not
+/// implement, with what to do instead. Appended to "unknown field" errors so
+/// a copied Prometheus config fails with a useful explanation.
 const UNSUPPORTED: &[(&str, &str)] = &[
-    (
-        "kubernetes_sd_configs",
-        "service discovery other than static_configs is not supported yet",
-    ),
-    (
-        "file_sd_configs",
-        "service discovery other than static_configs is not supported yet",
-    ),
-    (
-        "http_sd_configs",
-        "service discovery other than static_configs is not supported yet",
-    ),
-    (
-        "dns_sd_configs",
-        "service discovery other than static_configs is not supported yet",
-    ),
-    (
-        "consul_sd_configs",
-        "service discovery other than static_configs is not supported yet",
-    ),
+    ("kubernetes_sd_configs", SD),
+    ("file_sd_configs", SD),
+    ("http_sd_configs", SD),
+    ("dns_sd_configs", SD),
+    ("consul_sd_configs", SD),
     (
         "rule_files",
         "crowsnest is an agent and evaluates no rules: remove this section",
@@ -136,8 +121,8 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "not supported yet: use authorization, basic_auth or bearer_token_file",
     ),
     ("proxy_url", "proxies are not supported yet"),
-    ("follow_redirects", "not configurable yet"),
-    ("enable_http2", "not configurable yet"),
+    ("follow_redirects", "not configurable yet: remove the line"),
+    ("enable_http2", "not configurable yet: remove the line"),
     (
         "sigv4",
         "not supported yet: use authorization or basic_auth",
@@ -158,19 +143,24 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "metadata_config",
         "metadata is not sent yet: remove the section",
     ),
+    (
+        "<<",
+        "YAML merge keys are not supported: repeat the settings (anchors and aliases do work)",
+    ),
 ];
 
+/// Hint for Prometheus service discovery sections.
+const SD: &str = "service discovery other than static_configs is not supported yet";
+
 /// Adds a hint to serde's "unknown field `x`, expected …" when `x` is a
-/// Prometheus setting crowsnest does not implement.
+/// known setting crowsnest does not implement.
 pub(super) fn with_hint(message: String) -> String {
     let Some(rest) = message.strip_prefix("unknown field `") else {
         return message;
     };
     let name = rest.split('`').next().unwrap_or_default();
     match UNSUPPORTED.iter().find(|(n, _)| *n == name) {
-        Some((_, hint)) => format!(
-            "{message}; `{name}` is a Prometheus setting crowsnest does not support: {hint}"
-        ),
+        Some((_, hint)) => format!("{message}; {hint}"),
         None => message,
     }
 }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::duration::{PromDuration, format_duration};
 use super::error::{ConfigError, field};
 use super::types::Global;
+use super::unique_map::UniqueMap;
 use crate::model::Labels;
 
 /// Prometheus' default scrape interval.
@@ -28,7 +29,7 @@ pub(super) struct RawGlobal {
     /// evaluates no rules, so it has no effect.
     pub(super) evaluation_interval: Option<PromDuration>,
     /// Labels added to every series sent by remote write.
-    pub(super) external_labels: Option<BTreeMap<String, String>>,
+    pub(super) external_labels: Option<UniqueMap<String>>,
 }
 
 impl RawGlobal {
@@ -38,7 +39,10 @@ impl RawGlobal {
         self.scrape_timeout = over.scrape_timeout.or(self.scrape_timeout);
         self.evaluation_interval = over.evaluation_interval.or(self.evaluation_interval);
         if let Some(labels) = over.external_labels {
-            self.external_labels.get_or_insert_default().extend(labels);
+            self.external_labels
+                .get_or_insert_default()
+                .0
+                .extend(labels.0);
         }
     }
 
@@ -50,7 +54,7 @@ impl RawGlobal {
             nonzero(self.scrape_timeout).unwrap_or(DEFAULT_SCRAPE_TIMEOUT.min(scrape_interval));
         check_timeout("global", scrape_timeout, scrape_interval)?;
         let external_labels = build_labels(
-            self.external_labels.unwrap_or_default(),
+            self.external_labels.unwrap_or_default().0,
             "global.external_labels",
             true,
         )?;

@@ -27,6 +27,7 @@ use super::remote_write::{self, RawRemoteWrite};
 use super::scrape::{self, RawScrapeConfig};
 use super::server::{RawLogging, RawServer, RawStorage};
 use super::types::Config;
+use super::unique_map::UniqueMap;
 
 /// Prefix of the override variables, followed by one `_`.
 const ENV_PREFIX: &str = "CROWSNEST_";
@@ -205,7 +206,7 @@ fn apply_env(raw: &mut RawConfig, env: &[(String, String)]) -> Result<(), Config
     }
     if !labels.is_empty() {
         raw.global.get_or_insert_default().overlay(RawGlobal {
-            external_labels: Some(labels),
+            external_labels: Some(UniqueMap(labels)),
             ..RawGlobal::default()
         });
     }

@@ -26,6 +26,7 @@ mod remote_write;
 mod scrape;
 mod server;
 mod types;
+mod unique_map;
 
 #[cfg(test)]
 mod tests;

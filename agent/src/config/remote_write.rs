@@ -11,6 +11,7 @@ use super::error::{ConfigError, field};
 use super::http_client::{RawAuthorization, RawBasicAuth, RawHttp, RawTls};
 use super::scrape::compile;
 use super::types::{QueueConfig, RemoteWriteConfig, Secret};
+use super::unique_map::UniqueMap;
 
 /// Prometheus' default `remote_timeout`.
 const DEFAULT_REMOTE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -43,7 +44,7 @@ pub(super) struct RawRemoteWrite {
     /// Name in logs and self-metrics (default: URL host and path); unique.
     name: Option<String>,
     /// Extra HTTP headers, e.g. `X-Scope-OrgID`.
-    headers: Option<BTreeMap<String, String>>,
+    headers: Option<UniqueMap<String>>,
     /// Timeout of one request (default 30s).
     remote_timeout: Option<PromDuration>,
     /// TLS settings.
@@ -129,7 +130,7 @@ impl RawRemoteWrite {
         }
         .build(path)?;
         let headers = build_headers(
-            self.headers.unwrap_or_default(),
+            self.headers.unwrap_or_default().0,
             &field(path, "headers"),
             http.auth.is_some(),
         )?;
@@ -244,6 +245,13 @@ fn build_headers(
         })?;
         // Keeps the value out of Debug output and marks it for HPACK as never-indexed.
         header_value.set_sensitive(true);
+        if out.iter().any(|(n, _)| *n == header_name) {
+            return Err(ConfigError::invalid(
+                field(path, &name),
+                "repeats a header already set (header names ignore case)",
+                "keep one spelling of the header",
+            ));
+        }
         out.push((header_name, header_value));
     }
     Ok(out)

@@ -1,6 +1,6 @@
 //! `scrape_configs:`: Prometheus scrape jobs with static targets.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -11,6 +11,7 @@ use super::error::{ConfigError, field};
 use super::global::{build_labels, check_timeout, nonzero};
 use super::http_client::{RawAuthorization, RawBasicAuth, RawHttp, RawTls};
 use super::types::{Global, Scheme, ScrapeConfig, Secret, StaticConfig};
+use super::unique_map::UniqueMap;
 use crate::relabel::{RelabelConfig, Rules};
 
 /// One `scrape_configs:` entry as written. Service discovery sections
@@ -33,7 +34,7 @@ pub(super) struct RawScrapeConfig {
     /// `http` (default) or `https`.
     scheme: Option<String>,
     /// URL query parameters: name -> values.
-    params: Option<BTreeMap<String, Vec<String>>>,
+    params: Option<UniqueMap<Vec<String>>>,
     /// Fixed targets with labels.
     static_configs: Option<Vec<RawStaticConfig>>,
     /// Keep the target's labels when they clash with target labels (default false).
@@ -72,7 +73,7 @@ pub(super) struct RawStaticConfig {
     /// `host:port` addresses.
     targets: Option<Vec<String>>,
     /// Labels for every target of the group.
-    labels: Option<BTreeMap<String, String>>,
+    labels: Option<UniqueMap<String>>,
 }
 
 /// Validates every scrape config; job names must be unique.
@@ -128,6 +129,7 @@ impl RawScrapeConfig {
         let params = self
             .params
             .unwrap_or_default()
+            .0
             .into_iter()
             .flat_map(|(name, values)| values.into_iter().map(move |v| (name.clone(), v)))
             .collect();
@@ -176,7 +178,7 @@ impl RawStaticConfig {
             check_target(t, &format!("{path}.targets[{i}]"))?;
         }
         let labels = build_labels(
-            self.labels.unwrap_or_default(),
+            self.labels.unwrap_or_default().0,
             &field(path, "labels"),
             false,
         )?;

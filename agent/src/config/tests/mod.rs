@@ -300,6 +300,7 @@ fn empty_config_is_all_defaults() {
         "# only a comment\n",
         "{}",
         "global:\nscrape_configs:\nremote_write: []\n",
+        "global:\n  external_labels:\nserver:\nstorage:\nlogging:\n",
     ] {
         let c = ok(yaml);
         assert_eq!(c.global.scrape_interval, secs(60), "{yaml:?}");

@@ -361,6 +361,33 @@ const CASES: &[(&str, &[&str])] = &[
             "remote_write[0].queue_config.min_backoff (10s) is longer than max_backoff (1s): lower min_backoff or raise max_backoff",
         ],
     ),
+    (
+        "remote_write:\n- url: http://a/w\n  headers:\n    X-A: '1'\n    x-a: '2'\n",
+        &["remote_write[0].headers.x-a repeats a header already set"],
+    ),
+    (
+        "remote_write:\n- url: http://a/w\n  headers:\n    X-A: '1'\n    X-A: '2'\n",
+        &["remote_write[0].headers:", "key \"X-A\" appears twice"],
+    ),
+    (
+        "global:\n  external_labels:\n    a: x\n    a: y\n",
+        &[
+            "global.external_labels:",
+            "key \"a\" appears twice: keep one of them",
+            "line 3",
+        ],
+    ),
+    (
+        "scrape_configs:\n- job_name: a\n  static_configs:\n  - labels: {a: x, a: y}\n",
+        &[
+            "scrape_configs[0].static_configs[0].labels:",
+            "appears twice",
+        ],
+    ),
+    (
+        "scrape_configs:\n- job_name: a\n  params: {a: [x], a: [y]}\n",
+        &["scrape_configs[0].params:", "appears twice"],
+    ),
     // --- server, storage, logging ---
     (
         "server:\n  listen_address: localhost:9465\n",
