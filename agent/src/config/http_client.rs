@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Deserializer};
 
 use super::error::{ConfigError, field};
+use super::flag::Flag;
 use super::types::{Auth, Credential, HttpClientConfig, Secret, TlsConfig};
 
 impl<'de> Deserialize<'de> for Secret {
@@ -27,7 +28,7 @@ pub(super) struct RawTls {
     /// Server name to verify and send as SNI.
     server_name: Option<String>,
     /// Skip verifying the server certificate (default false).
-    insecure_skip_verify: Option<bool>,
+    insecure_skip_verify: Option<Flag>,
 }
 
 /// `basic_auth:`.
@@ -141,7 +142,7 @@ fn build_tls(raw: RawTls, path: &str) -> Result<TlsConfig, ConfigError> {
         cert_file: raw.cert_file,
         key_file: raw.key_file,
         server_name: raw.server_name,
-        insecure_skip_verify: raw.insecure_skip_verify.unwrap_or(false),
+        insecure_skip_verify: raw.insecure_skip_verify.is_some_and(|f| f.0),
     })
 }
 

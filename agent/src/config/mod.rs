@@ -19,6 +19,7 @@
 mod bytesize;
 mod duration;
 mod error;
+mod flag;
 mod global;
 mod http_client;
 mod load;

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::duration::{PromDuration, format_duration};
 use super::error::{ConfigError, field};
+use super::flag::Flag;
 use super::http_client::{RawAuthorization, RawBasicAuth, RawHttp, RawTls};
 use super::scrape::compile;
 use super::types::{QueueConfig, RemoteWriteConfig, Secret};
@@ -82,7 +83,7 @@ pub(super) struct RawQueue {
     /// Longest retry delay.
     max_backoff: Option<PromDuration>,
     /// Retry on HTTP 429.
-    retry_on_http_429: Option<bool>,
+    retry_on_http_429: Option<Flag>,
 }
 
 /// Validates every endpoint; names (given or derived) must be unique.
@@ -285,7 +286,7 @@ impl RawQueue {
                 .map_or(d.batch_send_deadline, |v| v.0),
             min_backoff: self.min_backoff.map_or(d.min_backoff, |v| v.0),
             max_backoff: self.max_backoff.map_or(d.max_backoff, |v| v.0),
-            retry_on_http_429: self.retry_on_http_429.unwrap_or(d.retry_on_http_429),
+            retry_on_http_429: self.retry_on_http_429.map_or(d.retry_on_http_429, |f| f.0),
         };
         positive(q.batch_send_deadline, &field(path, "batch_send_deadline"))?;
         positive(q.min_backoff, &field(path, "min_backoff"))?;

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::bytesize::ByteSize;
 use super::duration::PromDuration;
 use super::error::{ConfigError, field};
+use super::flag::Flag;
 use super::global::{build_labels, check_timeout, nonzero};
 use super::http_client::{RawAuthorization, RawBasicAuth, RawHttp, RawTls};
 use super::types::{Global, Scheme, ScrapeConfig, Secret, StaticConfig};
@@ -38,9 +39,9 @@ pub(super) struct RawScrapeConfig {
     /// Fixed targets with labels.
     static_configs: Option<Vec<RawStaticConfig>>,
     /// Keep the target's labels when they clash with target labels (default false).
-    honor_labels: Option<bool>,
+    honor_labels: Option<Flag>,
     /// Use the timestamps in the exposition (default true).
-    honor_timestamps: Option<bool>,
+    honor_timestamps: Option<Flag>,
     /// TLS settings of the scrape requests.
     tls_config: Option<RawTls>,
     /// `Authorization` header settings.
@@ -156,8 +157,8 @@ impl RawScrapeConfig {
             scheme,
             params,
             static_configs,
-            honor_labels: self.honor_labels.unwrap_or(false),
-            honor_timestamps: self.honor_timestamps.unwrap_or(true),
+            honor_labels: self.honor_labels.is_some_and(|f| f.0),
+            honor_timestamps: self.honor_timestamps.is_none_or(|f| f.0),
             http,
             sample_limit: limit(self.sample_limit, &field(path, "sample_limit"))?,
             label_limit: limit(self.label_limit, &field(path, "label_limit"))?,

@@ -53,7 +53,7 @@ scrape_configs:
     params:
       module: [http_2xx, tcp]
       match[]: ['{job="x"}']
-    honor_labels: true
+    honor_labels: yes  # YAML 1.1 boolean, as Prometheus reads it
     honor_timestamps: false
     tls_config:
       ca_file: /etc/ca.pem

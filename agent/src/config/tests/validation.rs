@@ -54,7 +54,10 @@ const CASES: &[(&str, &[&str])] = &[
     ),
     (
         "scrape_configs:\n- job_name: a\n  honor_labels: maybe\n",
-        &["scrape_configs[0].honor_labels:", "boolean"],
+        &[
+            "scrape_configs[0].honor_labels:",
+            "invalid value: string \"maybe\", expected true or false",
+        ],
     ),
     (
         "scrape_configs:\n- job_name: a\n  body_size_limit: 10mb\n",
