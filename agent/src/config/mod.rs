@@ -6,8 +6,9 @@
 //! into the typed values: `global.rs`, `scrape.rs`, `remote_write.rs`,
 //! `http_client.rs` (TLS and auth shared by both), `server.rs` (server,
 //! storage, logging). `load.rs` reads the file, layers the environment and
-//! assembles the result; `duration.rs` and `bytesize.rs` parse Prometheus'
-//! value syntax. `agent/config/example.yaml` documents every setting.
+//! assembles the result; `duration.rs`, `bytesize.rs`, `flag.rs` (YAML 1.1
+//! booleans) and `unique_map.rs` (no duplicate keys) read values the way
+//! Prometheus does. `agent/config/example.yaml` documents every setting.
 //!
 //! Environment overrides: `CROWSNEST_<SECTION>__<FIELD>=value`, e.g.
 //! `CROWSNEST_GLOBAL__SCRAPE_INTERVAL=30s`,
