@@ -234,9 +234,14 @@ impl<'a> Families<'a> {
         (fam.metric_type, role)
     }
 
-    /// Name of the family of the last sample or metadata line.
-    pub(super) fn current_name(&self) -> &str {
-        self.current.map_or("", |c| &self.list[c].name)
+    /// Index of the family of the last sample or metadata line.
+    pub(super) fn current_index(&self) -> usize {
+        self.current.unwrap_or(usize::MAX)
+    }
+
+    /// Name of family `i` (empty if there is none).
+    pub(super) fn name(&self, i: usize) -> &str {
+        self.list.get(i).map_or("", |f| &f.name)
     }
 
     fn lookup(&self, name: &str) -> Option<(usize, Role)> {

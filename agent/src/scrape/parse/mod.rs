@@ -23,6 +23,7 @@ use crate::model::MetricType;
 
 mod error;
 mod family;
+mod group;
 mod labels;
 mod lex;
 mod number;

@@ -4,6 +4,7 @@ use std::borrow::Cow;
 
 use super::error::{ParseError, Reason, lossy};
 use super::family::{Families, Meta, MetaValue};
+use super::group::{Groups, Point};
 use super::labels::{Fail, Mode, ascii, parse_label_set, unexpected};
 use super::lex::{
     is_metric_start, line_end, metric_name_end, scan_quoted, skip_blanks, unescape_help,
@@ -48,6 +49,7 @@ pub struct Parser<'a> {
     labels: Vec<LabelRef<'a>>,
     exemplar_labels: Vec<LabelRef<'a>>,
     families: Families<'a>,
+    groups: Groups<'a>,
     samples: usize,
 }
 
@@ -81,6 +83,7 @@ impl<'a> Parser<'a> {
             labels: Vec::with_capacity(16),
             exemplar_labels: Vec::new(),
             families: Families::default(),
+            groups: Groups::default(),
             samples: 0,
         }
     }
@@ -227,6 +230,9 @@ impl<'a> Parser<'a> {
                 self.advance_line(end);
                 return Err((self.pos, Reason::TextAfterEof));
             }
+            self.groups
+                .finish()
+                .map_err(|(family, rule)| self.type_rule(start, family, rule))?;
             self.finished = true;
             return Ok(None);
         }
@@ -297,6 +303,12 @@ impl<'a> Parser<'a> {
         self.families
             .metadata(meta, family, value, strict)
             .map_err(|reason| (name_pos, reason))?;
+        if strict {
+            let index = self.families.current_index();
+            self.groups
+                .metadata(index)
+                .map_err(|(family, rule)| self.type_rule(name_pos, family, rule))?;
+        }
         Ok(line)
     }
 
@@ -360,10 +372,20 @@ impl<'a> Parser<'a> {
                 value,
                 exemplar: exemplar.map(|_| self.exemplar_labels.as_slice()),
             };
-            rules::check(&view).map_err(|rule| {
-                let family = self.families.current_name().to_owned();
-                (start, Reason::TypeRule { family, rule })
-            })?;
+            let family = self.families.current_index();
+            rules::check(&view).map_err(|rule| self.type_rule(start, family, rule))?;
+            let point = Point {
+                family,
+                metric_type,
+                role,
+                labels: &self.labels,
+                value,
+                series_text,
+                timestamp_ms,
+            };
+            self.groups
+                .sample(&point)
+                .map_err(|(family, rule)| self.type_rule(start, family, rule))?;
         }
         self.samples += 1;
         self.advance_line(end);
@@ -375,6 +397,11 @@ impl<'a> Parser<'a> {
             exemplar,
             metric_type,
         })
+    }
+
+    fn type_rule(&self, pos: usize, family: usize, rule: &'static str) -> Fail {
+        let family = self.families.name(family).to_owned();
+        (pos, Reason::TypeRule { family, rule })
     }
 
     /// The blank(s) before a value: one space in OpenMetrics, spaces/tabs in text.
