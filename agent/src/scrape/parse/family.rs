@@ -216,6 +216,10 @@ impl<'a> Families<'a> {
 
     /// Finds the family of sample `name` (starting a new, untyped one if
     /// none matches), makes it current and returns its type and the sample's role.
+    #[allow(
+        clippy::ptr_arg,
+        reason = "a new family stores the name as given, borrowed or owned"
+    )]
     pub(super) fn sample(&mut self, name: &Cow<'a, str>) -> (MetricType, Role) {
         if let Some(c) = self.current {
             let fam = &mut self.list[c];

@@ -141,8 +141,9 @@ mod tests {
 
     #[test]
     fn quoted_strings() {
-        // (input starting at the quote, Ok(content, escaped) or Err(error offset))
-        let cases: &[(&str, Result<(&str, bool), usize>)] = &[
+        /// Ok((content, escaped)) or Err(offset of the error).
+        type Want = Result<(&'static str, bool), usize>;
+        let cases: &[(&str, Want)] = &[
             (r#""""#, Ok(("", false))),
             (r#""abc" 1"#, Ok(("abc", false))),
             (r#""a\"b""#, Ok((r#"a\"b"#, true))),
