@@ -1,0 +1,347 @@
+//! One remote write endpoint: its queue, series rewriting, shard tasks and
+//! lifecycle (start after a predecessor drained, drain, abandon).
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use super::encode::request_headers;
+use super::metrics::{DropReason, EndpointMetrics, Metrics};
+use super::queue::{MemoryQueue, Queue};
+use super::series::SeriesMapper;
+use super::shard;
+use super::{EndpointStatus, RemoteWriteError};
+use crate::config::RemoteWriteConfig;
+use crate::http::HttpClient;
+use crate::model::{Labels, Sample};
+
+/// Shards used when `min_shards` asks for fewer (fixed until dynamic
+/// resharding exists), always within `min_shards..=max_shards`.
+const DEFAULT_SHARDS: usize = 4;
+
+/// Series whose rewritten form is cached per endpoint (two generations).
+const SERIES_CACHE: usize = 256 * 1024;
+
+/// How long a replaced endpoint may take to drain before its successor,
+/// which waits for it to keep series in order, starts anyway.
+pub(crate) const RELOAD_DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The shard count for a queue config.
+pub(crate) fn shard_count(min_shards: usize, max_shards: usize) -> usize {
+    DEFAULT_SHARDS
+        .max(min_shards)
+        .min(max_shards.max(min_shards))
+        .max(1)
+}
+
+/// The URL without credentials or query (which may carry tokens): safe for
+/// logs, metric labels and status.
+pub(crate) fn display_url(url: &url::Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
+}
+
+#[derive(Default)]
+struct Health {
+    last_success: Option<SystemTime>,
+    last_error: Option<String>,
+    /// When the last "queue full" warning was logged (they are rate-limited).
+    full_warned: Option<Instant>,
+}
+
+/// "Queue full" is logged at most this often per endpoint.
+const FULL_WARN_EVERY: Duration = Duration::from_secs(30);
+
+/// What the sink side and the shard tasks share.
+pub(crate) struct EndpointShared {
+    pub(crate) config: RemoteWriteConfig,
+    pub(crate) url: String,
+    pub(crate) uri: http::Uri,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) client: HttpClient,
+    pub(crate) queue: Arc<dyn Queue>,
+    pub(crate) mapper: SeriesMapper,
+    pub(crate) metrics: EndpointMetrics,
+    health: Mutex<Health>,
+}
+
+impl EndpointShared {
+    /// Rewrites and enqueues samples; never blocks on the network.
+    pub(crate) fn append(&self, samples: &[Sample]) {
+        let rules = self.mapper.rules();
+        let mapped: Vec<Sample> = samples
+            .iter()
+            .filter_map(|s| {
+                let series = self.mapper.map(&rules, &s.series)?;
+                Some(Sample {
+                    series,
+                    timestamp_ms: s.timestamp_ms,
+                    value: s.value,
+                })
+            })
+            .collect();
+        if mapped.is_empty() {
+            return;
+        }
+        let r = self.queue.append(mapped);
+        self.metrics.drop_samples(DropReason::QueueFull, r.full);
+        self.metrics.drop_samples(DropReason::Shutdown, r.closed);
+        self.update_queue_gauge();
+        if r.full > 0 {
+            let mut health = self.health();
+            if health
+                .full_warned
+                .is_none_or(|t| t.elapsed() >= FULL_WARN_EVERY)
+            {
+                health.full_warned = Some(Instant::now());
+                drop(health);
+                tracing::warn!(
+                    remote_name = %self.config.name,
+                    url = %self.url,
+                    dropped = r.full,
+                    capacity = self.config.queue.capacity,
+                    "remote write queue full; dropping new samples (receiver slow or down?)"
+                );
+            }
+        }
+    }
+
+    pub(crate) fn update_queue_gauge(&self) {
+        self.metrics
+            .queue_length
+            .set(i64::try_from(self.queue.len()).unwrap_or(i64::MAX));
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn record_success(&self, at: SystemTime) {
+        self.health().last_success = Some(at);
+    }
+
+    pub(crate) fn record_error(&self, error: String) {
+        self.health().last_error = Some(error);
+    }
+}
+
+/// A checked config with its URI and client, not running yet.
+pub(crate) struct Prepared {
+    config: RemoteWriteConfig,
+    uri: http::Uri,
+    client: HttpClient,
+}
+
+/// A running endpoint.
+pub(crate) struct Endpoint {
+    shared: Arc<EndpointShared>,
+    runner: JoinHandle<()>,
+    abandon: watch::Sender<bool>,
+}
+
+impl Endpoint {
+    /// Checks a config and builds what can fail (URI, HTTP client), so
+    /// `apply` can refuse a config before changing anything.
+    pub(crate) fn prepare(config: &RemoteWriteConfig) -> Result<Prepared, RemoteWriteError> {
+        let uri: http::Uri =
+            config
+                .url
+                .as_str()
+                .parse()
+                .map_err(|source| RemoteWriteError::Url {
+                    name: config.name.clone(),
+                    url: display_url(&config.url),
+                    source,
+                })?;
+        let client = HttpClient::new(&config.http).map_err(|source| RemoteWriteError::Client {
+            name: config.name.clone(),
+            source,
+        })?;
+        Ok(Prepared {
+            config: config.clone(),
+            uri,
+            client,
+        })
+    }
+
+    /// Starts a prepared endpoint. It sends only once `predecessor` (the same
+    /// endpoint under its previous config) has drained, so no series is sent
+    /// out of order across the switch; samples queue meanwhile.
+    pub(crate) fn start(
+        prepared: Prepared,
+        external_labels: &Labels,
+        metrics: &Metrics,
+        predecessor: Option<Endpoint>,
+    ) -> Self {
+        let Prepared {
+            config,
+            uri,
+            client,
+        } = prepared;
+        let url = display_url(&config.url);
+        let shards = shard_count(config.queue.min_shards, config.queue.max_shards);
+        let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new(shards, config.queue.capacity));
+        let endpoint_metrics = metrics.endpoint(&config.name, &url);
+        endpoint_metrics
+            .shards
+            .set(i64::try_from(shards).unwrap_or(i64::MAX));
+        let span = tracing::info_span!("remote_write", remote_name = %config.name, url = %url);
+        let shared = Arc::new(EndpointShared {
+            headers: request_headers(&config.headers),
+            mapper: SeriesMapper::new(
+                external_labels.clone(),
+                config.write_relabel_configs.clone(),
+                SERIES_CACHE,
+            ),
+            config,
+            url,
+            uri,
+            client,
+            queue,
+            metrics: endpoint_metrics,
+            health: Mutex::default(),
+        });
+        let (abandon, abandon_rx) = watch::channel(false);
+        let task = run(
+            Arc::clone(&shared),
+            predecessor,
+            metrics.clone(),
+            abandon_rx,
+        );
+        let runner = tokio::spawn(task.instrument(span));
+        Self {
+            shared,
+            runner,
+            abandon,
+        }
+    }
+
+    /// The sink side.
+    pub(crate) fn shared(&self) -> &Arc<EndpointShared> {
+        &self.shared
+    }
+
+    /// True when `config` can be served by this endpoint without a restart:
+    /// only relabeling (and external labels) differ, which [`Self::set_rules`]
+    /// swaps in place.
+    pub(crate) fn same_transport(&self, config: &RemoteWriteConfig) -> bool {
+        let c = &self.shared.config;
+        c.name == config.name
+            && c.url == config.url
+            && c.headers == config.headers
+            && c.remote_timeout == config.remote_timeout
+            && c.queue == config.queue
+            && c.http.tls == config.http.tls
+            && c.http.auth == config.http.auth
+    }
+
+    /// Swaps external labels and write relabeling for new samples; queued
+    /// samples keep the labels they were queued with.
+    pub(crate) fn set_rules(&self, config: &RemoteWriteConfig, external_labels: &Labels) {
+        self.shared.mapper.set_rules(
+            external_labels.clone(),
+            config.write_relabel_configs.clone(),
+        );
+    }
+
+    /// Stops accepting samples, sends what is queued for up to `deadline`
+    /// (or until `abort` fires), then gives up on the rest, counted as
+    /// dropped `reason="shutdown"`.
+    pub(crate) async fn drain(self, deadline: Duration, abort: Option<watch::Receiver<bool>>) {
+        let Self {
+            shared,
+            mut runner,
+            abandon,
+        } = self;
+        shared.queue.close();
+        let aborted = async {
+            match abort {
+                Some(mut rx) => shard::abandoned(&mut rx).await,
+                None => std::future::pending().await,
+            }
+        };
+        let finished = tokio::select! {
+            r = &mut runner => Some(r),
+            () = tokio::time::sleep(deadline) => None,
+            () = aborted => None,
+        };
+        let result = match finished {
+            Some(r) => r,
+            None => {
+                let _ = abandon.send(true);
+                runner.await
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(remote_name = %shared.config.name, error = %e, "remote write task failed");
+        }
+        let lost = shared.queue.abandon();
+        shared.metrics.drop_samples(DropReason::Shutdown, lost);
+        shared.update_queue_gauge();
+        if lost > 0 {
+            tracing::warn!(remote_name = %shared.config.name, samples = lost, "samples not delivered before the deadline; dropped");
+        }
+    }
+
+    /// The endpoint's status.
+    pub(crate) fn status(&self) -> EndpointStatus {
+        let s = &self.shared;
+        let m = &s.metrics;
+        let health = s.health();
+        EndpointStatus {
+            name: s.config.name.clone(),
+            url: s.url.clone(),
+            protocol: "prometheus.WriteRequest (remote write 1.0)",
+            queue_length: s.queue.len(),
+            shards: s.queue.shards(),
+            samples_sent: m.sent.get(),
+            samples_failed: m.failed.get(),
+            samples_retried: m.retried.get(),
+            samples_dropped: DropReason::ALL
+                .iter()
+                .map(|r| (r.as_str(), m.dropped(*r).get()))
+                .collect(),
+            bytes_sent: m.bytes.get(),
+            last_success_unix_ms: health
+                .last_success
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            last_error: health.last_error.clone(),
+        }
+    }
+}
+
+/// The endpoint's supervisor: waits for the predecessor, then runs the shards.
+async fn run(
+    shared: Arc<EndpointShared>,
+    predecessor: Option<Endpoint>,
+    metrics: Metrics,
+    abandon: watch::Receiver<bool>,
+) {
+    if let Some(old) = predecessor {
+        let (name, url) = (old.shared.config.name.clone(), old.shared.url.clone());
+        old.drain(RELOAD_DRAIN_DEADLINE, Some(abandon.clone()))
+            .await;
+        metrics.retire(&name, &url);
+    }
+    if *abandon.borrow() {
+        return;
+    }
+    let shards: Vec<_> = (0..shared.queue.shards())
+        .map(|i| {
+            tokio::spawn(shard::run(Arc::clone(&shared), i, abandon.clone()).in_current_span())
+        })
+        .collect();
+    for h in shards {
+        if let Err(e) = h.await {
+            tracing::error!(error = %e, "remote write shard failed");
+        }
+    }
+}

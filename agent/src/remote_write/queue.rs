@@ -1,0 +1,346 @@
+//! The queue between the sink and the shard senders, behind a trait so the
+//! durable on-disk queue (issue: durable delivery) can replace the in-memory
+//! one without touching the senders.
+//!
+//! Contract every implementation keeps:
+//! - A series always maps to the same shard ([`Series::hash`] modulo the shard
+//!   count), and a shard hands out its samples in append order, one batch at a
+//!   time per consumer, so per-series timestamp order survives concurrency.
+//! - A batch leaves the queue only when [`Queue::ack`]ed (after a 2xx, or a
+//!   permanent rejection); a retried batch is simply held by its consumer and
+//!   blocks the batches behind it.
+//! - Changing the shard count must first drain (send and ack) everything of
+//!   the old layout, then rehash: never reorder a series. The in-memory queue
+//!   has a fixed shard count; a new count means a new queue started after the
+//!   old one drained (see `endpoint`).
+//!
+//! [`Series::hash`]: crate::model::Series::hash
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::model::Sample;
+
+/// Samples taken from one shard, to be sent as one request.
+#[derive(Debug)]
+pub struct Batch {
+    /// The shard the samples came from.
+    pub shard: usize,
+    /// The samples, in append order.
+    pub samples: Vec<Sample>,
+}
+
+/// What happened to the samples handed to [`Queue::append`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Queued for sending.
+    pub accepted: usize,
+    /// Refused because their shard was at capacity.
+    pub full: usize,
+    /// Refused because the queue was closed (shutting down).
+    pub closed: usize,
+}
+
+/// A sharded sample queue with explicit acknowledgement.
+pub trait Queue: Send + Sync {
+    /// Number of shards (fixed for the life of the queue).
+    fn shards(&self) -> usize;
+
+    /// Adds samples, sharded by series hash. Never blocks or waits.
+    fn append(&self, samples: Vec<Sample>) -> Appended;
+
+    /// The next batch of `shard`: resolves as soon as `max` samples are queued,
+    /// or once `linger` has passed with at least one sample queued (windows of
+    /// `linger` restart while the shard is empty), or at once with what is left
+    /// after [`Queue::close`]. `None` when closed and empty. Only one consumer
+    /// per shard may wait at a time.
+    fn next_batch(
+        &self,
+        shard: usize,
+        max: usize,
+        linger: Duration,
+    ) -> BoxFuture<'_, Option<Batch>>;
+
+    /// The batch was delivered (or permanently rejected): remove it for good.
+    fn ack(&self, batch: &Batch);
+
+    /// Refuses further appends; consumers drain what is queued, then get `None`.
+    fn close(&self);
+
+    /// Samples not yet acknowledged (queued plus taken in batches).
+    fn len(&self) -> usize;
+
+    /// True when nothing is pending.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Gives up on everything not acknowledged; returns how many samples are
+    /// lost by that (a durable queue keeps them for the next start and
+    /// returns 0). Closes the queue.
+    fn abandon(&self) -> usize;
+}
+
+/// The in-memory queue: per shard a bounded FIFO. When a shard is full new
+/// samples are dropped (counted `reason="queue_full"` by the caller); the
+/// durable queue will replace this loss with spilling to disk.
+pub struct MemoryQueue {
+    shards: Box<[ShardSlot]>,
+    capacity: usize,
+    closed: AtomicBool,
+}
+
+struct ShardSlot {
+    state: Mutex<ShardState>,
+    ready: Notify,
+}
+
+#[derive(Default)]
+struct ShardState {
+    queued: VecDeque<Sample>,
+    in_flight: usize,
+}
+
+impl ShardSlot {
+    fn lock(&self) -> MutexGuard<'_, ShardState> {
+        // A panic while holding the lock cannot leave the deque half-updated
+        // in a way that matters more than losing the samples would.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl MemoryQueue {
+    /// A queue of `shards` shards holding at most `capacity` samples each.
+    pub fn new(shards: usize, capacity: usize) -> Self {
+        let shards = (0..shards.max(1))
+            .map(|_| ShardSlot {
+                state: Mutex::default(),
+                ready: Notify::new(),
+            })
+            .collect();
+        Self {
+            shards,
+            capacity: capacity.max(1),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    fn shard_of(&self, hash: u64) -> usize {
+        // usize is 64 bits on every target we build; the modulo fits anyway.
+        (hash % self.shards.len() as u64) as usize
+    }
+}
+
+impl Queue for MemoryQueue {
+    fn shards(&self) -> usize {
+        self.shards.len()
+    }
+
+    fn append(&self, samples: Vec<Sample>) -> Appended {
+        let mut out = Appended::default();
+        if self.closed.load(Ordering::Acquire) {
+            out.closed = samples.len();
+            return out;
+        }
+        let mut buckets: Vec<Vec<Sample>> = (0..self.shards.len()).map(|_| Vec::new()).collect();
+        for s in samples {
+            let i = self.shard_of(s.series.hash());
+            if let Some(bucket) = buckets.get_mut(i) {
+                bucket.push(s);
+            }
+        }
+        for (slot, bucket) in self.shards.iter().zip(buckets) {
+            if bucket.is_empty() {
+                continue;
+            }
+            let n = bucket.len();
+            let room = {
+                let mut st = slot.lock();
+                let room = self.capacity.saturating_sub(st.queued.len()).min(n);
+                st.queued.extend(bucket.into_iter().take(room));
+                room
+            };
+            out.accepted += room;
+            out.full += n - room;
+            if room > 0 {
+                slot.ready.notify_one();
+            }
+        }
+        out
+    }
+
+    fn next_batch(
+        &self,
+        shard: usize,
+        max: usize,
+        linger: Duration,
+    ) -> BoxFuture<'_, Option<Batch>> {
+        Box::pin(async move {
+            let slot = self.shards.get(shard)?;
+            let max = max.max(1);
+            let mut deadline = Instant::now() + linger;
+            loop {
+                // Created before looking, so an append in between still wakes us.
+                let notified = slot.ready.notified();
+                let now = Instant::now();
+                {
+                    let mut st = slot.lock();
+                    let closed = self.closed.load(Ordering::Acquire);
+                    let n = st.queued.len();
+                    if n >= max || (n > 0 && (closed || now >= deadline)) {
+                        let take = n.min(max);
+                        let samples: Vec<Sample> = st.queued.drain(..take).collect();
+                        st.in_flight += take;
+                        return Some(Batch { shard, samples });
+                    }
+                    if n == 0 && closed {
+                        return None;
+                    }
+                }
+                if now >= deadline {
+                    deadline = now + linger;
+                }
+                tokio::select! {
+                    () = notified => {}
+                    () = tokio::time::sleep_until(deadline) => {}
+                }
+            }
+        })
+    }
+
+    fn ack(&self, batch: &Batch) {
+        if let Some(slot) = self.shards.get(batch.shard) {
+            let mut st = slot.lock();
+            st.in_flight = st.in_flight.saturating_sub(batch.samples.len());
+        }
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        for slot in &self.shards {
+            slot.ready.notify_one();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| {
+                let st = s.lock();
+                st.queued.len() + st.in_flight
+            })
+            .sum()
+    }
+
+    fn abandon(&self) -> usize {
+        self.close();
+        self.shards
+            .iter()
+            .map(|s| {
+                let mut st = s.lock();
+                let lost = st.queued.len() + st.in_flight;
+                st.queued.clear();
+                st.in_flight = 0;
+                lost
+            })
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Labels, MetricType, Series, SeriesRef};
+
+    fn series(i: usize) -> SeriesRef {
+        Series::new(
+            Labels::from_pairs([("__name__", "m"), ("i", &i.to_string())]),
+            MetricType::Gauge,
+        )
+    }
+
+    fn samples(series: &[SeriesRef], ts: i64) -> Vec<Sample> {
+        series
+            .iter()
+            .map(|s| Sample {
+                series: s.clone(),
+                timestamp_ms: ts,
+                value: 1.0,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_series_stays_on_one_shard_in_order() {
+        let q = MemoryQueue::new(4, 1000);
+        let all: Vec<_> = (0..50).map(series).collect();
+        for ts in 0..5 {
+            assert_eq!(q.append(samples(&all, ts)).accepted, 50);
+        }
+        q.close();
+        let mut seen = std::collections::HashMap::new();
+        for shard in 0..4 {
+            while let Some(b) = q.next_batch(shard, 7, Duration::from_secs(60)).await {
+                for s in &b.samples {
+                    assert_eq!(q.shard_of(s.series.hash()), shard);
+                    let last = seen.insert(s.series.hash(), s.timestamp_ms);
+                    assert!(last.is_none_or(|l| l < s.timestamp_ms));
+                }
+                q.ack(&b);
+            }
+        }
+        assert_eq!(seen.len(), 50);
+        assert!(q.is_empty());
+    }
+
+    #[tokio::test]
+    async fn full_shard_drops_new_samples_and_counts_them() {
+        let q = MemoryQueue::new(1, 3);
+        let s = [series(1)];
+        let r: Vec<_> = (0..5).map(|ts| q.append(samples(&s, ts))).collect();
+        assert_eq!(r.iter().map(|a| a.accepted).sum::<usize>(), 3);
+        assert_eq!(r.iter().map(|a| a.full).sum::<usize>(), 2);
+        q.close();
+        assert_eq!(q.append(samples(&s, 9)).closed, 1);
+        let b = q.next_batch(0, 10, Duration::ZERO).await;
+        let ts: Vec<_> = b
+            .iter()
+            .flat_map(|b| &b.samples)
+            .map(|s| s.timestamp_ms)
+            .collect();
+        assert_eq!(ts, [0, 1, 2], "the oldest samples are kept");
+    }
+
+    #[tokio::test]
+    async fn batch_waits_for_linger_then_sends_partial() {
+        let q = MemoryQueue::new(1, 100);
+        q.append(samples(&[series(1)], 1));
+        let start = Instant::now();
+        let b = q.next_batch(0, 10, Duration::from_millis(50)).await;
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        assert_eq!(b.map(|b| b.samples.len()), Some(1));
+    }
+
+    #[tokio::test]
+    async fn full_batch_is_handed_out_without_waiting_and_unacked_counts_as_pending() {
+        let q = MemoryQueue::new(1, 100);
+        let all: Vec<_> = (0..10).map(series).collect();
+        q.append(samples(&all, 1));
+        let b = tokio::time::timeout(
+            Duration::from_secs(1),
+            q.next_batch(0, 10, Duration::from_secs(60)),
+        )
+        .await
+        .expect("a full batch is ready at once")
+        .expect("batch");
+        assert_eq!(q.len(), 10, "taken but not acked is still pending");
+        assert_eq!(q.abandon(), 10);
+        assert_eq!(b.samples.len(), 10);
+    }
+}

@@ -1,0 +1,181 @@
+//! One shard's loop: take a batch, encode it, send it until it is delivered,
+//! rejected or abandoned, acknowledge it, repeat. A shard has one batch in
+//! flight at a time and a retried batch blocks the ones behind it, which is
+//! what keeps every series in timestamp order (spec 1.0 §Ordering).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use super::encode::{Encoder, build_request};
+use super::endpoint::EndpointShared;
+use super::metrics::DropReason;
+use super::retry::{Backoff, Verdict, retry_after, verdict};
+
+/// Error bodies are logged verbatim up to this many bytes.
+pub(crate) const MAX_ERROR_BODY: usize = 1024;
+
+/// Response bodies are read up to this size. The client fails a longer body
+/// without telling the status, so the limit is generous (receivers send empty
+/// or short bodies); such a failure is retried like a network error.
+const MAX_RESPONSE_BODY: u64 = 1024 * 1024;
+
+/// Label bytes of this many series are cached per shard (two generations).
+const LABEL_CACHE_PER_SHARD: usize = 64 * 1024;
+
+/// Warnings inside the loop are emitted at most this often.
+const WARN_EVERY: Duration = Duration::from_secs(30);
+
+/// How a batch ended.
+enum Delivery {
+    Delivered,
+    Rejected,
+    Abandoned,
+}
+
+/// Resolves once the endpoint gives up on unsent data (or is dropped).
+pub(crate) async fn abandoned(rx: &mut watch::Receiver<bool>) {
+    // An error means the sender is gone: nobody will wait for us any more.
+    let _ = rx.wait_for(|abandon| *abandon).await;
+}
+
+/// Runs shard `shard` until its queue is closed and drained, or abandoned.
+pub(crate) async fn run(
+    shared: Arc<EndpointShared>,
+    shard: usize,
+    mut abandon: watch::Receiver<bool>,
+) {
+    let mut encoder = Encoder::new(LABEL_CACHE_PER_SHARD);
+    let mut last_invalid_warn: Option<Instant> = None;
+    let q = &shared.config.queue;
+    loop {
+        let next = shared
+            .queue
+            .next_batch(shard, q.max_samples_per_send, q.batch_send_deadline);
+        let batch = tokio::select! {
+            b = next => b,
+            () = abandoned(&mut abandon) => return,
+        };
+        let Some(batch) = batch else { return };
+        match encoder.encode(&batch.samples) {
+            Ok(encoded) => {
+                shared
+                    .metrics
+                    .drop_samples(DropReason::InvalidLabels, encoded.invalid);
+                if encoded.invalid > 0
+                    && last_invalid_warn.is_none_or(|t| t.elapsed() >= WARN_EVERY)
+                {
+                    last_invalid_warn = Some(Instant::now());
+                    tracing::warn!(
+                        samples = encoded.invalid,
+                        "dropped samples whose labels break the remote write 1.0 label rules"
+                    );
+                }
+                if encoded.samples > 0 {
+                    match send(&shared, encoded.body, encoded.samples, &mut abandon).await {
+                        Delivery::Delivered | Delivery::Rejected => {}
+                        // Not acknowledged: the endpoint counts what is left.
+                        Delivery::Abandoned => return,
+                    }
+                }
+            }
+            Err(e) => {
+                shared
+                    .metrics
+                    .drop_samples(DropReason::Encode, batch.samples.len());
+                tracing::error!(error = %e, kind = e.kind(), samples = batch.samples.len(), "could not encode a batch; dropped");
+            }
+        }
+        shared.queue.ack(&batch);
+        shared.update_queue_gauge();
+    }
+}
+
+/// Sends one request body until it is delivered, rejected or abandoned.
+async fn send(
+    shared: &EndpointShared,
+    body: Bytes,
+    samples: usize,
+    abandon: &mut watch::Receiver<bool>,
+) -> Delivery {
+    let cfg = &shared.config;
+    let m = &shared.metrics;
+    let mut backoff = Backoff::new(cfg.queue.min_backoff, cfg.queue.max_backoff);
+    let mut failures: u32 = 0;
+    loop {
+        let req = match build_request(&shared.uri, &shared.headers, body.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                m.drop_samples(DropReason::Encode, samples);
+                tracing::error!(error = %e, samples, "could not build the request; dropped");
+                return Delivery::Rejected;
+            }
+        };
+        let started = Instant::now();
+        let result = tokio::select! {
+            r = shared.client.send(req, cfg.remote_timeout, MAX_RESPONSE_BODY) => r,
+            () = abandoned(abandon) => return Delivery::Abandoned,
+        };
+        m.duration.observe(started.elapsed().as_secs_f64());
+        let (error, delay) = match result {
+            Ok(resp) => {
+                m.request(resp.status);
+                match verdict(resp.status, cfg.queue.retry_on_http_429) {
+                    Verdict::Delivered => {
+                        let now = SystemTime::now();
+                        m.sent.inc_by(samples as u64);
+                        m.bytes.inc_by(body.len() as u64);
+                        m.last_success.set(
+                            now.duration_since(UNIX_EPOCH)
+                                .map_or(0.0, |d| d.as_secs_f64()),
+                        );
+                        shared.record_success(now);
+                        if failures > 0 {
+                            tracing::info!(failures, samples, "batch delivered after retries");
+                        }
+                        return Delivery::Delivered;
+                    }
+                    Verdict::Reject => {
+                        m.failed.inc_by(samples as u64);
+                        m.drop_samples(DropReason::Rejected, samples);
+                        let text = truncated_body(&resp.body);
+                        // Spec: do not interpret the message, log it as is.
+                        tracing::warn!(status = resp.status.as_u16(), samples, body = %text, "receiver rejected the batch; dropped, not retried");
+                        shared.record_error(format!("HTTP {}", resp.status.as_u16()));
+                        return Delivery::Rejected;
+                    }
+                    Verdict::Retry => {
+                        let backoff_delay = backoff.next_delay();
+                        let delay =
+                            retry_after(&resp.headers, SystemTime::now()).unwrap_or(backoff_delay);
+                        (format!("HTTP {}", resp.status.as_u16()), delay)
+                    }
+                }
+            }
+            Err(e) => {
+                m.request_error();
+                (e.kind().to_owned(), backoff.next_delay())
+            }
+        };
+        failures = failures.saturating_add(1);
+        m.retried.inc_by(samples as u64);
+        if failures == 1 {
+            tracing::warn!(error = %error, samples, retry_in = ?delay, "send failed; retrying with backoff");
+        } else {
+            tracing::debug!(error = %error, samples, failures, retry_in = ?delay, "send failed again");
+        }
+        shared.record_error(error);
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = abandoned(abandon) => return Delivery::Abandoned,
+        }
+    }
+}
+
+/// At most [`MAX_ERROR_BODY`] bytes of a response body as text.
+fn truncated_body(body: &[u8]) -> String {
+    let cut = &body[..body.len().min(MAX_ERROR_BODY)];
+    String::from_utf8_lossy(cut).into_owned()
+}
