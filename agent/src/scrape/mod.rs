@@ -1,1 +1,2 @@
 //! Scraping: targets, the HTTP fetch, the one exposition parser, and the per-target loop.
+pub mod parse;
