@@ -87,6 +87,10 @@ impl SeriesMapper {
 
     /// The final series of `series` under `rules` (from [`Self::rules`]).
     pub(crate) fn map(&self, rules: &SeriesRules, series: &SeriesRef) -> Option<SeriesRef> {
+        if rules.external_labels.is_empty() && rules.write_relabel.is_empty() {
+            // Nothing to rewrite: no lock, no cache entry.
+            return Some(Arc::clone(series));
+        }
         // Stripe choice only needs to be stable per series.
         let stripe = self.stripes.get((series.hash() >> 58) as usize % STRIPES)?;
         let mut stripe = stripe.lock().unwrap_or_else(PoisonError::into_inner);
@@ -130,6 +134,19 @@ mod tests {
         assert_eq!(out.metric_type(), MetricType::Counter);
         let again = m.map(&rules, &input).expect("kept");
         assert!(Arc::ptr_eq(&out, &again), "second lookup is a cache hit");
+    }
+
+    #[test]
+    fn without_rules_the_input_series_passes_through_uncached() {
+        let m = SeriesMapper::new(Labels::new(), Rules::default(), 64);
+        let input = series(&[("__name__", "up")]);
+        let out = m.map(&m.rules(), &input).expect("kept");
+        assert!(Arc::ptr_eq(&out, &input));
+        assert!(
+            m.stripes
+                .iter()
+                .all(|s| s.lock().expect("lock").cache.len() == 0)
+        );
     }
 
     #[test]

@@ -178,10 +178,14 @@ async fn invalid_configs_are_refused_without_changing_anything() {
         .expect_err("duplicate names");
     assert_eq!(err.kind(), "duplicate_name");
     let mut tls = config("b", rx.url(), |_| {});
-    tls.http.tls.insecure_skip_verify = true;
+    tls.http.tls.ca_file = Some("/nonexistent/crowsnest-test-ca.pem".into());
     let mut changed = config("r", rx.url(), |q| q.capacity = 5);
     changed.remote_timeout = Duration::from_secs(1);
-    assert!(w.apply(&[changed, tls], &Labels::new()).await.is_err());
+    let err = w
+        .apply(&[changed, tls], &Labels::new())
+        .await
+        .expect_err("unreadable CA file");
+    assert_eq!(err.kind(), "client");
     assert_eq!(w.status().len(), 1);
     w.sink().append(&samples(&[series(1)], 1000));
     assert!(eventually(WAIT, || rx.delivered().len() == 1).await);

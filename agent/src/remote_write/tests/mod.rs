@@ -2,6 +2,7 @@
 
 mod lifecycle;
 mod receiver;
+mod relabel;
 
 use std::collections::HashMap;
 use std::time::Duration;
