@@ -1,1 +1,242 @@
-//! Wires the pipeline from a validated config, supervises its tasks and shuts it down.
+//! Wires the pipeline from a validated config, supervises it, reloads it on
+//! SIGHUP and shuts it down on SIGTERM/SIGINT.
+//!
+//! ```text
+//! ScrapeManager ──samples──> RemoteWriter (SampleSink) ──> backends
+//!      └─ self-scrape of the registry (job="crowsnest")
+//! ```
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{RwLock, watch};
+use tracing::{error, info, warn};
+
+use crate::config::{self, Config, ConfigError};
+use crate::remote_write::{RemoteWriteError, RemoteWriter};
+use crate::scrape::manager::ManagerError;
+use crate::scrape::{ScrapeManager, SelfScrape, StatusBoard, self_target};
+use crate::server::{AgentStatus, Server, ServerError, State, StatusSource};
+use crate::telemetry::{self, LogHandle};
+
+/// How long queued samples may take to flush on shutdown.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(10);
+
+/// The agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Remote write could not start.
+    #[error(transparent)]
+    RemoteWrite(#[from] RemoteWriteError),
+    /// A scrape job could not start.
+    #[error(transparent)]
+    Scrape(#[from] ManagerError),
+    /// The HTTP server could not start.
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// The node's name: `NODE_NAME` (set from the downward API in a DaemonSet),
+/// else the kernel's hostname.
+pub fn node_name() -> String {
+    std::env::var("NODE_NAME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+struct AppStatus {
+    node: String,
+    started: Instant,
+    ready: Arc<AtomicBool>,
+    targets: StatusBoard,
+    remote: Arc<RwLock<Option<RemoteWriter>>>,
+}
+
+impl StatusSource for AppStatus {
+    fn snapshot(&self) -> Pin<Box<dyn Future<Output = AgentStatus> + Send + '_>> {
+        Box::pin(async move {
+            let mut s = AgentStatus::new(&self.node, self.started.elapsed().as_secs_f64());
+            s.ready = self.ready.load(Ordering::Acquire);
+            s.targets = self.targets.snapshot();
+            if let Some(remote) = self.remote.read().await.as_ref() {
+                s.remote_write = remote.status();
+            }
+            s
+        })
+    }
+}
+
+struct ReloadMetrics {
+    successful: Gauge,
+    last_success: Gauge,
+}
+
+impl ReloadMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            successful: Gauge::default(),
+            last_success: Gauge::default(),
+        };
+        registry.register(
+            "crowsnest_config_last_reload_successful",
+            "Whether the last configuration reload succeeded",
+            m.successful.clone(),
+        );
+        registry.register(
+            "crowsnest_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful configuration load",
+            m.last_success.clone(),
+        );
+        m
+    }
+
+    fn record(&self, ok: bool) {
+        self.successful.set(i64::from(ok));
+        if ok {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            self.last_success
+                .set(i64::try_from(now).unwrap_or(i64::MAX));
+        }
+    }
+}
+
+/// Runs the agent until SIGTERM or SIGINT.
+pub async fn run(
+    config_path: Option<PathBuf>,
+    config: Config,
+    log: LogHandle,
+) -> Result<(), AppError> {
+    let node = node_name();
+    let mut registry = telemetry::base_registry();
+    let reload_metrics = ReloadMetrics::register(&mut registry);
+    let mut remote = RemoteWriter::new(&mut registry);
+    remote
+        .apply(&config.remote_write, &config.global.external_labels)
+        .await?;
+    let mut scrapes = ScrapeManager::new(remote.sink(), &mut registry);
+    let registry = Arc::new(registry);
+    let remote = Arc::new(RwLock::new(Some(remote)));
+
+    let listen = config.server.listen_address;
+    let self_scrape =
+        |cfg: &Config| match self_target(&node, listen.port(), cfg.global.scrape_interval) {
+            Ok(target) => Some(SelfScrape {
+                registry: registry.clone(),
+                target,
+            }),
+            Err(e) => {
+                warn!(error = %e, "the agent's own metrics will not be sent");
+                None
+            }
+        };
+    scrapes
+        .apply(&config.scrape_configs, self_scrape(&config).as_ref())
+        .await?;
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = State {
+        registry: registry.clone(),
+        ready: ready.clone(),
+        status: Arc::new(AppStatus {
+            node: node.clone(),
+            started: Instant::now(),
+            ready: ready.clone(),
+            targets: scrapes.status_board(),
+            remote: remote.clone(),
+        }),
+    };
+    let server = Server::bind(listen, state).await?;
+    let (stop_server, stop_rx) = watch::channel(false);
+    let server_task = tokio::spawn(server.serve(stop_rx));
+    reload_metrics.record(true);
+    ready.store(true, Ordering::Release);
+    info!(node = %node, scrape_jobs = config.scrape_configs.len(), remote_write = config.remote_write.len(), "crowsnest is running");
+
+    let mut term = signal(SignalKind::terminate()).map_err(AppError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(AppError::Signals)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(AppError::Signals)?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => { info!("SIGTERM received, shutting down"); break; }
+            _ = int.recv() => { info!("SIGINT received, shutting down"); break; }
+            _ = hup.recv() => {
+                let ok = reload(config_path.as_deref(), &log, &remote, &mut scrapes, &self_scrape).await;
+                reload_metrics.record(ok);
+            }
+        }
+    }
+
+    ready.store(false, Ordering::Release);
+    // Stop producers first so their stale markers are queued, then flush.
+    scrapes.shutdown().await;
+    if let Some(remote) = remote.write().await.take() {
+        remote.shutdown(SHUTDOWN_FLUSH).await;
+    }
+    let _ = stop_server.send(true);
+    if let Err(e) = server_task.await {
+        warn!(error = %e, "server task ended abnormally");
+    }
+    info!("crowsnest stopped");
+    Ok(())
+}
+
+/// Re-reads the config; on any error the running pipeline is left as it was.
+async fn reload(
+    path: Option<&std::path::Path>,
+    log: &LogHandle,
+    remote: &RwLock<Option<RemoteWriter>>,
+    scrapes: &mut ScrapeManager,
+    self_scrape: &impl Fn(&Config) -> Option<SelfScrape>,
+) -> bool {
+    info!("SIGHUP received, reloading the configuration");
+    let config = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            log_reload_error(&e);
+            return false;
+        }
+    };
+    if let Err(e) = log.set_level(&config.logging.level) {
+        warn!(error = %e, "log level not changed");
+    }
+    if let Some(remote) = remote.write().await.as_mut()
+        && let Err(e) = remote
+            .apply(&config.remote_write, &config.global.external_labels)
+            .await
+    {
+        error!(error = %e, "reload: remote_write not applied; keeping the previous endpoints");
+        return false;
+    }
+    if let Err(e) = scrapes
+        .apply(&config.scrape_configs, self_scrape(&config).as_ref())
+        .await
+    {
+        error!(error = %e, "reload: scrape_configs not applied; keeping the previous jobs");
+        return false;
+    }
+    info!("configuration reloaded");
+    true
+}
+
+fn log_reload_error(e: &ConfigError) {
+    error!(error = %e, "reload: the new configuration is invalid; keeping the running one");
+}

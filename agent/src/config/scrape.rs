@@ -77,6 +77,9 @@ pub(super) struct RawStaticConfig {
     labels: Option<UniqueMap<String>>,
 }
 
+/// The job of the agent's own metrics, scraped in-process.
+pub const SELF_JOB: &str = "crowsnest";
+
 /// Validates every scrape config; job names must be unique.
 pub(super) fn build_all(
     raw: Vec<RawScrapeConfig>,
@@ -87,6 +90,15 @@ pub(super) fn build_all(
     for (i, r) in raw.into_iter().enumerate() {
         let path = format!("scrape_configs[{i}]");
         let config = r.build(&path, global)?;
+        if config.job_name == SELF_JOB {
+            return Err(ConfigError::invalid(
+                field(&path, "job_name"),
+                format!(
+                    "({SELF_JOB:?}) is reserved for the agent's own metrics, which it scrapes in-process"
+                ),
+                "remove this job (the agent already sends its own metrics) or give it another name",
+            ));
+        }
         if !seen.insert(config.job_name.clone()) {
             return Err(ConfigError::invalid(
                 field(&path, "job_name"),

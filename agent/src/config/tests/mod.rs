@@ -384,7 +384,7 @@ fn authorization_header_allowed_without_auth() {
 fn example_file_loads() {
     let yaml = include_str!("../../../config/example.yaml");
     let c = ok(yaml);
-    assert_eq!(c.scrape_configs.len(), 2);
+    assert_eq!(c.scrape_configs.len(), 1);
     assert_eq!(c.remote_write.len(), 1);
     assert_eq!(c.server.listen_address.to_string(), DEFAULT_LISTEN_ADDRESS);
     assert_eq!(c.remote_write[0].queue, QueueConfig::default());

@@ -180,8 +180,15 @@ const CASES: &[(&str, &[&str])] = &[
         &["scrape_configs[0].relabel_configs:", "regex"],
     ),
     (
-        "scrape_configs:\n- job_name: a\n  metric_relabel_configs:\n  - regex: 'a'\n  - regex: '[z-a]'\n",
+        "scrape_configs:\n- job_name: a\n  metric_relabel_configs:\n  - {regex: 'a', action: keep}\n  - regex: '[z-a]'\n",
         &["scrape_configs[0].metric_relabel_configs:", "1"],
+    ),
+    (
+        "scrape_configs:\n- job_name: crowsnest\n",
+        &[
+            "scrape_configs[0].job_name",
+            "reserved for the agent's own metrics",
+        ],
     ),
     // --- TLS and auth (scrape and remote write share them) ---
     (

@@ -24,6 +24,7 @@ use crate::model::MetricType;
 mod error;
 mod family;
 mod group;
+mod label_set;
 mod labels;
 mod lex;
 mod number;
@@ -38,6 +39,7 @@ mod fuzz_tests;
 mod tests;
 
 pub use error::{Found, ParseError, Reason};
+pub use label_set::parse_label_set;
 pub use parser::Parser;
 
 /// The exposition format of a body, from the scrape response's content type.

@@ -1,0 +1,122 @@
+//! Fetching a target's exposition: over HTTP(S), or from the agent's own
+//! registry for its self-metrics (so they take exactly the same path).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_TYPE, USER_AGENT};
+use http_body_util::Full;
+use prometheus_client::registry::Registry;
+
+use super::parse::Format;
+use crate::http::{HttpClient, HttpError};
+use crate::telemetry;
+
+/// What Prometheus 2.x sends: OpenMetrics 1.0 first, then text 0.0.4.
+pub const ACCEPT_HEADER: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// Where a target's body comes from.
+#[derive(Clone)]
+pub enum Source {
+    /// An HTTP(S) endpoint, through the job's client (TLS and auth applied).
+    Http(HttpClient),
+    /// The agent's own self-metrics registry.
+    Registry(Arc<Registry>),
+}
+
+/// A fetched body and the format it declared.
+pub struct Fetched {
+    /// The (decompressed) body.
+    pub body: Bytes,
+    /// The exposition format from `Content-Type`.
+    pub format: Format,
+}
+
+/// Why a fetch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// Transport, TLS, timeout or body-size failure.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// The target answered with a status other than 200.
+    #[error("server returned HTTP status {status}{hint}")]
+    Status {
+        /// The status.
+        status: http::StatusCode,
+        /// How to fix it, when we know.
+        hint: &'static str,
+    },
+    /// The request could not be built.
+    #[error("invalid scrape request: {0}")]
+    Request(#[from] http::Error),
+}
+
+impl FetchError {
+    /// Short reason for metric labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Http(e) => e.kind(),
+            Self::Status { status, .. } => match status.as_u16() {
+                401 => "unauthorized",
+                403 => "forbidden",
+                404 => "not_found",
+                _ => "http_status",
+            },
+            Self::Request(_) => "invalid_request",
+        }
+    }
+}
+
+fn status_hint(status: http::StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => {
+            ": the target wants credentials; set authorization or bearer_token_file for this job"
+        }
+        403 => {
+            ": the credentials were refused; grant the agent's identity `get` on this metrics path"
+        }
+        404 => ": check metrics_path",
+        _ => "",
+    }
+}
+
+impl Source {
+    /// Fetches `url` within `timeout`, reading at most `body_limit` bytes (0: unlimited).
+    pub async fn fetch(
+        &self,
+        url: &url::Url,
+        timeout: Duration,
+        body_limit: u64,
+    ) -> Result<Fetched, FetchError> {
+        match self {
+            Self::Registry(registry) => Ok(Fetched {
+                body: Bytes::from(telemetry::encode(registry)),
+                format: Format::OpenMetrics,
+            }),
+            Self::Http(client) => {
+                let req = http::Request::get(url.as_str())
+                    .header(ACCEPT, ACCEPT_HEADER)
+                    .header(ACCEPT_ENCODING, "gzip")
+                    .header(USER_AGENT, telemetry::USER_AGENT)
+                    .header(
+                        "X-Prometheus-Scrape-Timeout-Seconds",
+                        format!("{}", timeout.as_secs_f64()),
+                    )
+                    .body(Full::new(Bytes::new()))?;
+                let resp = client.send(req, timeout, body_limit).await?;
+                if resp.status != http::StatusCode::OK {
+                    return Err(FetchError::Status {
+                        status: resp.status,
+                        hint: status_hint(resp.status),
+                    });
+                }
+                let content_type = resp.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+                Ok(Fetched {
+                    format: Format::from_content_type(content_type),
+                    body: resp.body,
+                })
+            }
+        }
+    }
+}

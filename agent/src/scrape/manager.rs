@@ -1,0 +1,294 @@
+//! Runs one loop per target of every job and keeps them in line with the
+//! configuration across reloads.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use super::fetch::Source;
+use super::ingest::IngestRules;
+use super::metrics::ScrapeMetrics;
+use super::scrape_loop::{ScrapeLoop, TargetStatus};
+use super::target::{Target, resolve};
+use crate::config::ScrapeConfig;
+use crate::http::{HttpClient, HttpError};
+use crate::model::{Labels, SampleSink};
+use crate::relabel::Rules;
+
+/// A job could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    /// The job's HTTP client could not be built (bad CA, cert or key).
+    #[error("scrape_configs job {job:?}: {source}")]
+    Client {
+        /// Job name.
+        job: String,
+        /// Why.
+        source: HttpError,
+    },
+}
+
+struct RunningTarget {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    status: Arc<Mutex<TargetStatus>>,
+}
+
+struct Job {
+    // Debug rendering of the job's config: a job is restarted only when it changes.
+    fingerprint: String,
+    targets: Vec<RunningTarget>,
+}
+
+/// A target about to get its loop.
+struct PlannedTarget {
+    target: Target,
+    source: Source,
+    rules: IngestRules,
+    body_limit: u64,
+}
+
+/// What `apply` does with a job.
+enum Plan {
+    /// Unchanged: leave it running.
+    Keep,
+    /// New or changed: (re)start it with these targets.
+    Start(Vec<PlannedTarget>),
+}
+
+/// Resolves a job's targets and builds its client (the only fallible step).
+fn plan_job(cfg: &ScrapeConfig) -> Result<Vec<PlannedTarget>, ManagerError> {
+    let client = HttpClient::new(&cfg.http).map_err(|source| ManagerError::Client {
+        job: cfg.job_name.clone(),
+        source,
+    })?;
+    let resolved = resolve(cfg);
+    for e in &resolved.errors {
+        warn!(job = %cfg.job_name, error = %e, "target skipped");
+    }
+    Ok(resolved
+        .targets
+        .into_iter()
+        .map(|target| PlannedTarget {
+            rules: IngestRules {
+                target_labels: target.labels.clone(),
+                honor_labels: cfg.honor_labels,
+                honor_timestamps: cfg.honor_timestamps,
+                metric_relabel: cfg.metric_relabel_configs.clone(),
+                sample_limit: cfg.sample_limit,
+                label_limit: cfg.label_limit,
+            },
+            target,
+            source: Source::Http(client.clone()),
+            body_limit: cfg.body_size_limit,
+        })
+        .collect())
+}
+
+fn plan_self(s: &SelfScrape) -> PlannedTarget {
+    PlannedTarget {
+        rules: IngestRules {
+            target_labels: s.target.labels.clone(),
+            honor_labels: false,
+            honor_timestamps: true,
+            metric_relabel: Rules::default(),
+            sample_limit: 0,
+            label_limit: 0,
+        },
+        target: s.target.clone(),
+        source: Source::Registry(s.registry.clone()),
+        body_limit: 0,
+    }
+}
+
+/// The agent's own metrics, scraped in-process like any target.
+#[derive(Clone)]
+pub struct SelfScrape {
+    /// The registry to read.
+    pub registry: Arc<Registry>,
+    /// Target labels (`job="crowsnest"`, `instance=…`).
+    pub target: Target,
+}
+
+/// Owns every scrape loop.
+pub struct ScrapeManager {
+    sink: Arc<dyn SampleSink>,
+    metrics: ScrapeMetrics,
+    jobs: BTreeMap<String, Job>,
+    statuses: Arc<RwLock<Vec<Arc<Mutex<TargetStatus>>>>>,
+}
+
+/// A cheap handle that reads target statuses while the manager runs.
+#[derive(Clone)]
+pub struct StatusBoard {
+    statuses: Arc<RwLock<Vec<Arc<Mutex<TargetStatus>>>>>,
+}
+
+impl StatusBoard {
+    /// A snapshot of every target's status, ordered by job then instance.
+    pub fn snapshot(&self) -> Vec<TargetStatus> {
+        let Ok(list) = self.statuses.read() else {
+            return Vec::new();
+        };
+        let mut out: Vec<TargetStatus> = list
+            .iter()
+            .filter_map(|s| s.lock().ok().map(|s| s.clone()))
+            .collect();
+        out.sort_by(|a, b| (&a.job, &a.instance).cmp(&(&b.job, &b.instance)));
+        out
+    }
+}
+
+impl ScrapeManager {
+    /// A manager delivering to `sink`, with its metrics in `registry`.
+    pub fn new(sink: Arc<dyn SampleSink>, registry: &mut Registry) -> Self {
+        Self {
+            sink,
+            metrics: ScrapeMetrics::register(registry),
+            jobs: BTreeMap::new(),
+            statuses: Arc::default(),
+        }
+    }
+
+    /// Handle for status pages.
+    pub fn status_board(&self) -> StatusBoard {
+        StatusBoard {
+            statuses: self.statuses.clone(),
+        }
+    }
+
+    /// Starts, restarts or stops jobs so they match `configs`. Jobs whose
+    /// config did not change keep running (and keep their series caches).
+    /// On error nothing is changed.
+    pub async fn apply(
+        &mut self,
+        configs: &[ScrapeConfig],
+        self_scrape: Option<&SelfScrape>,
+    ) -> Result<(), ManagerError> {
+        let mut wanted: BTreeMap<String, (String, Plan)> = BTreeMap::new();
+        for cfg in configs {
+            let fingerprint = format!("{cfg:?}");
+            let plan = if self.is_running(&cfg.job_name, &fingerprint) {
+                Plan::Keep
+            } else {
+                Plan::Start(plan_job(cfg)?)
+            };
+            wanted.insert(cfg.job_name.clone(), (fingerprint, plan));
+        }
+        if let Some(s) = self_scrape {
+            let fingerprint = format!("{:?}", s.target);
+            let plan = if self.is_running(&s.target.job, &fingerprint) {
+                Plan::Keep
+            } else {
+                Plan::Start(vec![plan_self(s)])
+            };
+            wanted.insert(s.target.job.clone(), (fingerprint, plan));
+        }
+
+        // Stop jobs that are gone or changed, then start the new ones.
+        let mut stopping = Vec::new();
+        let names: Vec<String> = self.jobs.keys().cloned().collect();
+        for name in names {
+            let keep = matches!(wanted.get(&name), Some((_, Plan::Keep)));
+            if let (false, Some(job)) = (keep, self.jobs.remove(&name)) {
+                info!(job = %name, "stopping scrape job");
+                stopping.extend(job.targets);
+            }
+        }
+        stop_all(stopping).await;
+        for (name, (fingerprint, plan)) in wanted {
+            let Plan::Start(planned) = plan else { continue };
+            info!(job = %name, targets = planned.len(), "starting scrape job");
+            let targets = planned.into_iter().map(|p| self.spawn(p)).collect();
+            self.jobs.insert(
+                name,
+                Job {
+                    fingerprint,
+                    targets,
+                },
+            );
+        }
+        self.publish_statuses();
+        Ok(())
+    }
+
+    fn is_running(&self, job: &str, fingerprint: &str) -> bool {
+        self.jobs
+            .get(job)
+            .is_some_and(|j| j.fingerprint == fingerprint)
+    }
+
+    fn spawn(&self, p: PlannedTarget) -> RunningTarget {
+        let scrape = ScrapeLoop::new(
+            p.target,
+            p.source,
+            p.rules,
+            p.body_limit,
+            self.sink.clone(),
+            self.metrics.clone(),
+        );
+        let status = scrape.status();
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(scrape.run(stop_rx));
+        RunningTarget { stop, task, status }
+    }
+
+    fn publish_statuses(&self) {
+        let all = self
+            .jobs
+            .values()
+            .flat_map(|j| j.targets.iter().map(|t| t.status.clone()))
+            .collect();
+        if let Ok(mut s) = self.statuses.write() {
+            *s = all;
+        }
+    }
+
+    /// Stops every loop; each marks its series stale on the way out.
+    pub async fn shutdown(mut self) {
+        let all: Vec<RunningTarget> = std::mem::take(&mut self.jobs)
+            .into_values()
+            .flat_map(|j| j.targets)
+            .collect();
+        stop_all(all).await;
+        self.publish_statuses();
+    }
+}
+
+async fn stop_all(targets: Vec<RunningTarget>) {
+    for t in &targets {
+        // A send error only means the loop already ended.
+        let _ = t.stop.send(true);
+    }
+    for t in targets {
+        if let Err(e) = t.task.await {
+            warn!(error = %e, "scrape loop ended abnormally");
+        }
+    }
+}
+
+/// The target of the agent's own metrics: `job="crowsnest"` and an
+/// `instance` of `<node>:<port>` so every node's agent is distinct. The URL
+/// is what an external Prometheus would scrape; the in-process scrape reads
+/// the registry directly.
+pub fn self_target(
+    node: &str,
+    port: u16,
+    interval: std::time::Duration,
+) -> Result<Target, url::ParseError> {
+    let instance = format!("{node}:{port}");
+    Ok(Target {
+        job: crate::config::SELF_JOB.to_owned(),
+        url: url::Url::parse(&format!("http://127.0.0.1:{port}/metrics"))?,
+        labels: Labels::from_pairs([
+            ("job", crate::config::SELF_JOB),
+            ("instance", instance.as_str()),
+        ]),
+        interval,
+        timeout: interval,
+    })
+}
