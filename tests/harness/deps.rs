@@ -38,14 +38,15 @@ pub fn deps_required() -> bool {
 /// # Panics
 /// When the binary is missing and [`deps_required`] is true.
 pub fn require_binary(path: &str) -> Availability {
+    check_binary(path, deps_required())
+}
+
+fn check_binary(path: &str, required: bool) -> Availability {
     if Path::new(path).exists() {
         return Availability::Present;
     }
     let hint = install_hint(path);
-    assert!(
-        !deps_required(),
-        "{path} is missing and CI requires it: {hint}"
-    );
+    assert!(!required, "{path} is missing and CI requires it: {hint}");
     eprintln!("SKIPPED: {path} is missing ({hint})");
     Availability::Skip
 }
@@ -77,6 +78,14 @@ mod tests {
                 "{bin} not in dependencies.txt"
             );
         }
+    }
+
+    #[test]
+    fn missing_binaries_skip_locally_and_fail_when_required() {
+        assert_eq!(check_binary("/bin/sh", true), Availability::Present);
+        assert!(check_binary("/nonexistent/bin", false).is_skip());
+        let failed = std::panic::catch_unwind(|| check_binary("/nonexistent/bin", true));
+        assert!(failed.is_err(), "a required missing binary panics");
     }
 
     #[test]

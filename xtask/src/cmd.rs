@@ -1,7 +1,10 @@
 //! Running child commands from the workspace root, loudly.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -32,6 +35,56 @@ pub fn run(command: &mut Command) -> Result<()> {
         bail!("`{shown}` failed ({status})");
     }
     Ok(())
+}
+
+/// Like [`run`], but also hands every output line (stdout and stderr) to `observe` while
+/// echoing it unchanged, so xtask can read what a runner reports without hiding it.
+pub fn run_observed(command: &mut Command, mut observe: impl FnMut(&str)) -> Result<()> {
+    let shown = show(command);
+    eprintln!("xtask: $ {shown}");
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start `{shown}`"))?;
+    let (sender, lines) = mpsc::channel::<String>();
+    let mut readers = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        readers.push(forward(stdout, sender.clone(), |line| println!("{line}")));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        readers.push(forward(stderr, sender, |line| eprintln!("{line}")));
+    }
+    for line in lines {
+        observe(&line);
+    }
+    for reader in readers {
+        let _ = reader.join();
+    }
+    let status = child
+        .wait()
+        .with_context(|| format!("wait for `{shown}`"))?;
+    if !status.success() {
+        bail!("`{shown}` failed ({status})");
+    }
+    Ok(())
+}
+
+/// Echoes each line of `stream` with `echo` and sends it on; ends with the stream.
+fn forward(
+    stream: impl Read + Send + 'static,
+    sender: mpsc::Sender<String>,
+    echo: fn(&str),
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            echo(&line);
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    })
 }
 
 /// Whether `program` can be found on `PATH`.
@@ -84,6 +137,20 @@ mod tests {
     fn durations_read_as_seconds_then_minutes() {
         assert_eq!(format_duration(Duration::from_millis(12_340)), "12.3s");
         assert_eq!(format_duration(Duration::from_secs(245)), "4m05s");
+    }
+
+    #[test]
+    fn observed_lines_come_from_both_streams() {
+        let mut seen = Vec::new();
+        run_observed(
+            Command::new("sh").args(["-c", "echo out; echo err >&2"]),
+            |line| {
+                seen.push(line.to_owned());
+            },
+        )
+        .expect("sh succeeds");
+        seen.sort();
+        assert_eq!(seen, ["err", "out"]);
     }
 
     #[test]

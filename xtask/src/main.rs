@@ -4,6 +4,7 @@
 //! without a second scripting language to keep in sync.
 
 mod cmd;
+mod counts;
 mod deps;
 #[path = "../../tests/harness/deps_table.rs"]
 mod deps_table;
@@ -16,7 +17,7 @@ use clap::{Parser, Subcommand};
 
 /// crowsnest developer tasks.
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", version, about)]
+#[command(name = "xtask", bin_name = "cargo xtask", version, about)]
 struct Cli {
     #[command(subcommand)]
     task: Task,
