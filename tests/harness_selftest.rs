@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use crowsnest_tests::remote_write::{TimeSeries, WriteRequest, now_ms, push};
+use crowsnest_tests::victoria::STALE_NAN;
 use crowsnest_tests::{
     Exporter, PROMETHEUS_BIN, Prometheus, PrometheusConfig, VICTORIA_METRICS_BIN, VictoriaMetrics,
     require_binary,
@@ -93,6 +94,25 @@ async fn victoria_metrics_receives_remote_write_and_exports_raw_samples() -> Res
     assert_eq!(exported[0].values, vec![1.0, 42.5]);
     assert_eq!(exported[0].timestamps, vec![now - 2_000, now - 1_000]);
     assert_eq!(exported[0].metric["job"], "selftest");
+
+    // Special values survive the round trip; VictoriaMetrics exports them bare (not JSON).
+    let special = TimeSeries::new("selftest_special", &[("job", "selftest")])
+        .sample(f64::INFINITY, now - 3_000)
+        .sample(f64::NEG_INFINITY, now - 2_000)
+        .sample(STALE_NAN, now - 1_000);
+    let request = WriteRequest {
+        timeseries: vec![special],
+    };
+    push(vm.http(), &vm.remote_write_url(), &request).await?;
+    let exported = vm.export("selftest_special").await?;
+    assert_eq!(exported.len(), 1, "{exported:?}");
+    let values = &exported[0].values;
+    assert_eq!(&values[..2], &[f64::INFINITY, f64::NEG_INFINITY]);
+    assert_eq!(
+        values[2].to_bits(),
+        STALE_NAN.to_bits(),
+        "staleness marker kept"
+    );
     Ok(())
 }
 

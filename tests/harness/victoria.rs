@@ -12,6 +12,10 @@ use crate::instance::{Instance, READY_TIMEOUT};
 use crate::ports::free_port;
 use crate::prom_api::{LabelSet, PromApi};
 
+/// Prometheus' staleness marker, a NaN with this exact bit pattern. VictoriaMetrics exports
+/// stored markers as `null`; [`VictoriaMetrics::export`] turns them back into this value.
+pub const STALE_NAN: f64 = f64::from_bits(0x7ff0_0000_0000_0002);
+
 /// One series from `/api/v1/export`: raw samples, exactly as stored.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ExportedSeries {
@@ -83,6 +87,7 @@ impl VictoriaMetrics {
     /// # Errors
     /// On HTTP failure, a non-200 status or an undecodable line.
     pub async fn export(&self, matcher: &str) -> Result<Vec<ExportedSeries>> {
+        self.api.flush().await?;
         let url = self
             .api
             .url("/api/v1/export", &[("match[]", matcher.to_owned())]);
@@ -111,8 +116,35 @@ impl Deref for VictoriaMetrics {
 fn parse_export(text: &str) -> Result<Vec<ExportedSeries>> {
     text.lines()
         .filter(|line| !line.trim().is_empty())
-        .map(|line| serde_json::from_str(line).with_context(|| format!("export line {line}")))
+        .map(|line| parse_export_line(line).with_context(|| format!("export line {line}")))
         .collect()
+}
+
+/// VictoriaMetrics writes special values bare (`"values":[NaN,+Inf]`, staleness markers as
+/// `null`), which is not JSON:
+/// the values array is cut out and parsed as floats, the rest decoded as JSON. The array is
+/// found from the end because `metric` (label values: any text) comes before it.
+fn parse_export_line(line: &str) -> Result<ExportedSeries> {
+    const KEY: &str = "\"values\":[";
+    let start = line.rfind(KEY).context("no values array")?;
+    let rest = &line[start + KEY.len()..];
+    let end = rest.find(']').context("unterminated values array")?;
+    let values = rest[..end]
+        .split(',')
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+        .map(|token| match token {
+            "null" => Ok(STALE_NAN),
+            _ => token
+                .parse::<f64>()
+                .with_context(|| format!("value {token:?}")),
+        })
+        .collect::<Result<Vec<f64>>>()?;
+    let without_values = format!("{}{KEY}{}", &line[..start], &rest[end..]);
+    let mut series: ExportedSeries =
+        serde_json::from_str(&without_values).context("decode export JSON")?;
+    series.values = values;
+    Ok(series)
 }
 
 /// Whether this VictoriaMetrics build knows `-<flag>`, asked once per test process.
@@ -150,5 +182,22 @@ mod tests {
         assert_eq!(series[0].values, vec![1.0, 0.0]);
         assert_eq!(series[1].timestamps, vec![3000]);
         assert!(parse_export("{not json").is_err());
+    }
+
+    #[test]
+    fn bare_special_values_and_tricky_label_values_decode() {
+        let line = concat!(
+            r#"{"metric":{"__name__":"x","l":"\"values\":[9]"},"#,
+            r#""values":[NaN,+Inf,-Inf,1e3,null],"timestamps":[1,2,3,4,5]}"#
+        );
+        let series = parse_export_line(line).expect("decodes");
+        assert_eq!(series.metric["l"], r#""values":[9]"#);
+        assert!(series.values[0].is_nan());
+        assert_eq!(
+            &series.values[1..4],
+            &[f64::INFINITY, f64::NEG_INFINITY, 1000.0]
+        );
+        assert_eq!(series.values[4].to_bits(), STALE_NAN.to_bits());
+        assert_eq!(series.timestamps, vec![1, 2, 3, 4, 5]);
     }
 }
