@@ -34,7 +34,14 @@ impl Agent {
     /// When the YAML is not a mapping, the binary cannot be built or started, or the agent
     /// is not ready within [`READY_TIMEOUT`] (the message includes its last output).
     pub async fn start(config_yaml: &str) -> Result<Self> {
-        let binary = agent_binary()?;
+        Self::start_binary(&agent_binary()?, config_yaml).await
+    }
+
+    /// Like [`Agent::start`] with a given binary (e.g. a release build).
+    ///
+    /// # Errors
+    /// As [`Agent::start`].
+    pub async fn start_binary(binary: &Path, config_yaml: &str) -> Result<Self> {
         let dir = Instance::temp_dir("agent")?;
         let (config, listen) = complete_config(config_yaml, &dir.path().join("storage"))?;
         let config_path = dir.path().join("crowsnest.yaml");
@@ -223,6 +230,27 @@ pub const SHUTDOWN_TIMEOUT: Duration = STOP_GRACE;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_agent_that_exits_fails_start_with_its_output() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let script = dir.path().join("fake-agent");
+        std::fs::write(&script, "#!/bin/sh\necho \"fake agent got: $*\"\nexit 3\n").expect("write");
+        let status = Command::new("chmod")
+            .arg("+x")
+            .arg(&script)
+            .status()
+            .expect("chmod");
+        assert!(status.success());
+
+        let err = Agent::start_binary(&script, "global: {}\n")
+            .await
+            .expect_err("exits early");
+        let text = format!("{err:#}");
+        assert!(text.contains("exited early"), "{text}");
+        assert!(text.contains("fake agent got: run --config"), "{text}");
+        assert!(text.contains("crowsnest.yaml"), "{text}");
+    }
 
     #[test]
     fn missing_server_and_storage_are_filled_in() {

@@ -17,10 +17,11 @@ impl TestCounts {
     /// cargo test's `test result: ok. 3 passed; 0 failed; 1 ignored; …` and nextest's
     /// `Summary [ 1.2s] 4 tests run: 3 passed, 1 failed, 2 skipped`.
     pub fn observe(&mut self, line: &str) {
-        let line = line.trim();
+        // cargo test prints its result at column 0; indented copies are a failed test's
+        // captured output echoed by nextest, already counted in nextest's summary.
         let summary = if let Some(rest) = line.strip_prefix("test result:") {
             rest
-        } else if line.starts_with("Summary [") {
+        } else if line.trim_start().starts_with("Summary [") {
             match line
                 .split_once("tests run:")
                 .or_else(|| line.split_once("test run:"))
@@ -70,6 +71,7 @@ mod tests {
             "   Doc-tests crowsnest_tests",
             "     Summary [   5.545s] 29 tests run: 27 passed, 1 failed, 1 timed out, 3 skipped",
             "test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out",
+            "    test result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 3 filtered out",
         ] {
             counts.observe(line);
         }
