@@ -11,7 +11,7 @@ use serde_yaml::{Mapping, Value};
 
 use crate::http::{HttpClient, Response};
 use crate::instance::{Instance, READY_TIMEOUT};
-use crate::ports::free_addr;
+use crate::ports::with_free_port;
 use crate::process::STOP_GRACE;
 
 /// A running agent with its config file and log in a temp directory; stopped on drop
@@ -42,8 +42,13 @@ impl Agent {
     /// # Errors
     /// As [`Agent::start`].
     pub async fn start_binary(binary: &Path, config_yaml: &str) -> Result<Self> {
+        with_free_port(|port| Self::start_on(binary, config_yaml, port)).await
+    }
+
+    async fn start_on(binary: &Path, config_yaml: &str, port: u16) -> Result<Self> {
         let dir = Instance::temp_dir("agent")?;
-        let (config, listen) = complete_config(config_yaml, &dir.path().join("storage"))?;
+        let storage = dir.path().join("storage");
+        let (config, listen) = complete_config(config_yaml, &storage, port)?;
         let config_path = dir.path().join("crowsnest.yaml");
         std::fs::write(&config_path, config).context("write agent config")?;
         let mut command = Command::new(binary);
@@ -116,9 +121,9 @@ impl Agent {
     }
 }
 
-/// Fills in `server.listen_address` and `storage.path` when absent; returns the YAML to
-/// write and the address the agent will listen on.
-fn complete_config(config_yaml: &str, storage: &Path) -> Result<(String, SocketAddr)> {
+/// Fills in `server.listen_address` (127.0.0.1:`port`) and `storage.path` when absent;
+/// returns the YAML to write and the address the agent will listen on.
+fn complete_config(config_yaml: &str, storage: &Path, port: u16) -> Result<(String, SocketAddr)> {
     let mut root = match serde_yaml::from_str::<Value>(config_yaml).context("agent config YAML")? {
         Value::Null => Mapping::new(),
         Value::Mapping(map) => map,
@@ -131,7 +136,7 @@ fn complete_config(config_yaml: &str, storage: &Path) -> Result<(String, SocketA
                 .parse()
                 .with_context(|| format!("server.listen_address {text}"))?,
             None => {
-                let addr = free_addr()?;
+                let addr = SocketAddr::from(([127, 0, 0, 1], port));
                 server.insert("listen_address".into(), addr.to_string().into());
                 addr
             }
@@ -255,7 +260,7 @@ mod tests {
     #[test]
     fn missing_server_and_storage_are_filled_in() {
         let (yaml, listen) =
-            complete_config("global: {scrape_interval: 1s}\n", Path::new("/tmp/s")).expect("ok");
+            complete_config("global: {scrape_interval: 1s}\n", Path::new("/tmp/s"), 9).expect("ok");
         let value: Value = serde_yaml::from_str(&yaml).expect("yaml");
         assert_eq!(
             value["server"]["listen_address"].as_str(),
@@ -263,17 +268,17 @@ mod tests {
         );
         assert_eq!(value["storage"]["path"].as_str(), Some("/tmp/s"));
         assert_eq!(value["global"]["scrape_interval"].as_str(), Some("1s"));
-        assert!(listen.ip().is_loopback());
+        assert_eq!(listen, SocketAddr::from(([127, 0, 0, 1], 9)));
     }
 
     #[test]
     fn given_values_are_kept_and_bad_shapes_rejected() {
         let input = "server:\n  listen_address: 127.0.0.1:7\nstorage: {path: /x}\n";
-        let (yaml, listen) = complete_config(input, Path::new("/tmp/s")).expect("ok");
+        let (yaml, listen) = complete_config(input, Path::new("/tmp/s"), 9).expect("ok");
         assert_eq!(listen.port(), 7);
         assert!(yaml.contains("path: /x"), "{yaml}");
-        assert!(complete_config("", Path::new("/s")).is_ok());
-        assert!(complete_config("- a list\n", Path::new("/s")).is_err());
-        assert!(complete_config("server: 3\n", Path::new("/s")).is_err());
+        assert!(complete_config("", Path::new("/s"), 9).is_ok());
+        assert!(complete_config("- a list\n", Path::new("/s"), 9).is_err());
+        assert!(complete_config("server: 3\n", Path::new("/s"), 9).is_err());
     }
 }

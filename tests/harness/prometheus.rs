@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::deps::PROMETHEUS_BIN;
 use crate::instance::{Instance, READY_TIMEOUT};
-use crate::ports::free_port;
+use crate::ports::with_free_port;
 use crate::prom_api::PromApi;
 
 /// What the Prometheus under test scrapes; the default scrapes nothing.
@@ -87,11 +87,14 @@ impl Prometheus {
     /// # Errors
     /// When it cannot start or is not ready within [`READY_TIMEOUT`].
     pub async fn start_with(config: &PrometheusConfig) -> Result<Self> {
+        with_free_port(|port| Self::start_on(config, port)).await
+    }
+
+    async fn start_on(config: &PrometheusConfig, port: u16) -> Result<Self> {
         let dir = Instance::temp_dir("prometheus")?;
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config.to_yaml()).context("write prometheus.yml")?;
         let data = dir.path().join("data");
-        let port = free_port()?;
         let mut command = Command::new(PROMETHEUS_BIN);
         command
             .arg(format!("--config.file={}", config_path.display()))

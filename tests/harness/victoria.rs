@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::deps::VICTORIA_METRICS_BIN;
 use crate::instance::{Instance, READY_TIMEOUT};
-use crate::ports::free_port;
+use crate::ports::with_free_port;
 use crate::prom_api::{LabelSet, PromApi};
 
 /// Prometheus' staleness marker, a NaN with this exact bit pattern. VictoriaMetrics exports
@@ -46,9 +46,12 @@ impl VictoriaMetrics {
     /// # Errors
     /// When it cannot start or is not ready within [`READY_TIMEOUT`].
     pub async fn start() -> Result<Self> {
+        with_free_port(Self::start_on).await
+    }
+
+    async fn start_on(port: u16) -> Result<Self> {
         let dir = Instance::temp_dir("victoria-metrics")?;
         let data = dir.path().join("data");
-        let port = free_port()?;
         let mut command = Command::new(VICTORIA_METRICS_BIN);
         command
             .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
