@@ -27,6 +27,7 @@ pub fn ensure() -> Result<()> {
         return Ok(());
     }
     let mut packages: Vec<&str> = missing.iter().map(|dep| dep.package).collect();
+    packages.sort_unstable();
     packages.dedup();
     for dep in &missing {
         eprintln!(
