@@ -1,3 +1,103 @@
-//! Developer tasks: `cargo xtask run`, `cargo xtask test`.
+//! Developer tasks, run as `cargo xtask <task>`: `run`, `test`, `bench`.
+//!
+//! xtask is plain Rust so that the same steps run on a laptop and in CI (`.ci/run`)
+//! without a second scripting language to keep in sync.
 
-fn main() {}
+mod cmd;
+mod counts;
+mod deps;
+#[path = "../../tests/harness/deps_table.rs"]
+mod deps_table;
+mod test;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// crowsnest developer tasks.
+#[derive(Debug, Parser)]
+#[command(name = "xtask", bin_name = "cargo xtask", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Build the agent and run `crowsnest run` with the built-in defaults.
+    Run {
+        /// Build and run the release profile (slow to build on small machines).
+        #[arg(long)]
+        release: bool,
+        /// Extra arguments for `crowsnest run`, after `--`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Install test dependencies, then check formatting, lint and run every test.
+    Test {
+        /// Do not check or install the external programs the integration tests run.
+        #[arg(long)]
+        no_deps: bool,
+        /// Skip `cargo fmt --check` and `cargo clippy`.
+        #[arg(long)]
+        no_lint: bool,
+        /// Use `cargo test` even when cargo-nextest is installed.
+        #[arg(long)]
+        no_nextest: bool,
+    },
+    /// Run a benchmark of the agent (criterion).
+    Bench {
+        /// Which bench target of the `crowsnest` package.
+        #[arg(default_value = "parser")]
+        bench: String,
+        /// Extra arguments for criterion, after `--` (e.g. a filter).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.task {
+        Task::Run { release, args } => run_agent(release, &args),
+        Task::Test {
+            no_deps,
+            no_lint,
+            no_nextest,
+        } => test::run(&test::Options {
+            deps: !no_deps,
+            lint: !no_lint,
+            nextest: !no_nextest,
+        }),
+        Task::Bench { bench, args } => {
+            let mut cargo = cmd::cargo();
+            cargo.args(["bench", "-p", "crowsnest", "--bench", &bench]);
+            if !args.is_empty() {
+                cargo.arg("--").args(&args);
+            }
+            cmd::run(&mut cargo)
+        }
+    }
+}
+
+/// `cargo run` rather than build-then-exec keeps one code path for both profiles and lets
+/// Ctrl-C reach the agent directly (cargo forwards nothing, the agent shares the terminal).
+fn run_agent(release: bool, args: &[String]) -> Result<()> {
+    let mut cargo = cmd::cargo();
+    cargo.args(["run", "-p", "crowsnest", "--bin", "crowsnest"]);
+    if release {
+        cargo.arg("--release");
+    }
+    cargo.args(["--", "run"]).args(args);
+    cmd::run(&mut cargo)
+}

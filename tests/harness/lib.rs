@@ -1,0 +1,28 @@
+//! Test harness for crowsnest's integration tests: real Prometheus and VictoriaMetrics
+//! processes, an in-process scrape target, the agent binary, and a remote-write encoder.
+//!
+//! Everything listens on 127.0.0.1 on ports chosen at run time, every wait is bounded, and
+//! every child process is stopped when its handle drops. External programs come from
+//! `tests/dependencies.txt`; a test calls [`require_binary`] first so that a missing one
+//! skips locally but fails in CI (`CI=true` or `CROWSNEST_TEST_REQUIRE_DEPS=1`).
+
+pub mod agent;
+pub mod deps;
+pub mod deps_table;
+pub mod exporter;
+pub mod http;
+pub mod instance;
+pub mod ports;
+pub mod process;
+pub mod prom_api;
+pub mod prometheus;
+pub mod remote_write;
+pub mod victoria;
+pub mod wait;
+
+pub use agent::Agent;
+pub use deps::{Availability, PROMETHEUS_BIN, VICTORIA_METRICS_BIN, require_binary};
+pub use exporter::Exporter;
+pub use prom_api::{LabelSet, PromApi};
+pub use prometheus::{Prometheus, PrometheusConfig};
+pub use victoria::VictoriaMetrics;
