@@ -85,7 +85,8 @@ pub(super) fn parse_label_set<'a>(
                 return Err(unexpected(body, pos, "'\"' starting the label value"));
             }
             let (value, end) = quoted(body, pos, "label value")?;
-            if out.iter().any(|l| l.name == label_name) {
+            // `__name__` would clash with the metric name the series already has (or lacks).
+            if label_name == "__name__" || out.iter().any(|l| l.name == label_name) {
                 return Err((
                     name_pos,
                     Reason::DuplicateLabel {
