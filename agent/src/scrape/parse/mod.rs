@@ -14,7 +14,8 @@
 //! the conformance test lists each such case.
 //!
 //! Layout: `lex` (bytes, names, escapes), `number` (values, timestamps),
-//! `labels` (label sets), `family` (families and metadata rules), `rules`
+//! `labels` (label sets), `tail` (value, timestamp, exemplar), `family`
+//! (families and metadata rules), `group` (cross-sample rules), `rules`
 //! (per-sample OpenMetrics rules), `parser` (the line grammar), `error`.
 
 use std::borrow::Cow;
@@ -29,11 +30,14 @@ mod lex;
 mod number;
 mod parser;
 mod rules;
+mod tail;
 
 #[cfg(test)]
 mod conformance_tests;
 #[cfg(test)]
 mod fuzz_tests;
+#[cfg(test)]
+mod om_tests;
 #[cfg(test)]
 mod tests;
 
