@@ -401,7 +401,8 @@ impl<'a> Parser<'a> {
             }
         } else {
             let p = skip_blanks(body, pos);
-            if p > pos {
+            // Prometheus' text lexer needs no blank between `}` and the value.
+            if p > pos || (pos > 0 && body.get(pos - 1) == Some(&b'}')) {
                 return Ok(p);
             }
         }
