@@ -13,6 +13,24 @@
 //! samples (bucket ordering, grouping) are not enforced, matching Prometheus;
 //! the conformance test lists each such case.
 //!
+//! ```
+//! use crowsnest::scrape::parse::{Entry, Format, Parser};
+//!
+//! let body = b"# TYPE http_requests_total counter\nhttp_requests_total{code=\"200\"} 7\n";
+//! let format = Format::from_content_type(Some("text/plain; version=0.0.4"));
+//! let mut parser = Parser::new(body, format);
+//! let mut total = 0.0;
+//! while let Some(entry) = parser.next_entry()? {
+//!     if let Entry::Sample(s) = entry {
+//!         // `s.series_text` is the cache key; labels borrow the body.
+//!         assert_eq!(s.series_text, b"http_requests_total{code=\"200\"}");
+//!         total += s.value;
+//!     }
+//! }
+//! assert_eq!(total, 7.0);
+//! # Ok::<(), crowsnest::scrape::parse::ParseError>(())
+//! ```
+//!
 //! Layout: `lex` (bytes, names, escapes), `number` (values, timestamps),
 //! `labels` (label sets), `tail` (value, timestamp, exemplar), `family`
 //! (families and metadata rules), `group` (cross-sample rules), `rules`
