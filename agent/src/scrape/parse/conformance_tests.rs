@@ -10,7 +10,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{Entry, Format, Parser, validate};
+use super::gotable::{GoSample, read_samples};
+use super::{Entry, Format, Parser, canonical_label_value, validate};
 use crate::model::MetricType;
 
 /// Strict-OpenMetrics "bad" cases we accept, each with why.
@@ -184,80 +185,13 @@ fn prometheus_textparse_cases() {
     );
 }
 
-/// One expected sample from Prometheus' Go table: series text, value
-/// (`None` for NaN), timestamp.
-type Expected = (String, Option<f64>, Option<i64>);
-
-/// Reads the `m:`/`v:`/`t:` fields of the verbatim Go `[]parsedEntry` table.
-/// Sample entries are those with an `lset:`; Go omits `v:` when it is 0.
-fn expected_samples(go: &str) -> Vec<Expected> {
-    let mut out: Vec<Expected> = Vec::new();
-    let mut pending: Option<(Expected, bool)> = None;
-    for line in go.lines().map(str::trim) {
-        let Some((key, rest)) = line.split_once(':') else {
-            continue;
-        };
-        let rest = rest.trim().trim_end_matches(',');
-        match (key, pending.as_mut()) {
-            ("m", _) => {
-                if let Some((entry, true)) = pending.take() {
-                    out.push(entry);
-                }
-                pending = Some(((go_string(rest), Some(0.0), None), false));
-            }
-            ("v", Some(((_, v, _), _))) => {
-                *v = if rest.starts_with("math.") {
-                    None
-                } else {
-                    Some(rest.parse().expect("Go float literal"))
-                };
-            }
-            ("t", Some(((_, _, t), _))) => {
-                let ts = rest.trim_start_matches("int64p(").trim_end_matches(')');
-                *t = Some(ts.parse().expect("Go int"));
-            }
-            ("lset", Some((_, is_sample))) => *is_sample = true,
-            _ => {}
-        }
-    }
-    if let Some((entry, true)) = pending {
-        out.push(entry);
-    }
-    out
-}
-
-/// A Go string literal: raw (backticks) or interpreted (simple escapes only).
-fn go_string(lit: &str) -> String {
-    if let Some(raw) = lit.strip_prefix('`') {
-        return raw.trim_end_matches('`').to_owned();
-    }
-    let inner = lit.trim_start_matches('"').trim_end_matches('"');
-    let mut out = String::new();
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        match (c, c == '\\') {
-            (_, true) => match chars.next() {
-                Some('n') => out.push('\n'),
-                Some('x') => {
-                    let hex: String = chars.by_ref().take(2).collect();
-                    out.push(char::from(
-                        u8::from_str_radix(&hex, 16).expect("\\x escape"),
-                    ));
-                }
-                Some(other) => out.push(other),
-                None => {}
-            },
-            (c, false) => out.push(c),
-        }
-    }
-    out
-}
-
-/// Prometheus' good inputs give the same samples (series text, value,
-/// timestamp) as its own parser. Its OpenMetrics parser was run with
-/// `_created` series folded into start timestamps, so those are skipped here.
+/// Prometheus' good inputs give the same samples as its own parser: series
+/// text, value, timestamp, label set (with Prometheus 3's `le`/`quantile`
+/// canonicalisation applied via [`canonical_label_value`]) and exemplars.
+/// Its OpenMetrics parser was run with `_created` series folded into start
+/// timestamps, so those are skipped here.
 #[test]
-fn prometheus_good_inputs_match_expected_samples() {
+fn prometheus_good_inputs_match_expected_entries() {
     let Some(root) = shared("exposition/prometheus-textparse") else {
         return;
     };
@@ -273,10 +207,10 @@ fn prometheus_good_inputs_match_expected_samples() {
     for (dir, format) in cases {
         let go =
             fs::read_to_string(root.join(dir).join("expected_entries.go.txt")).expect("read table");
-        let want = expected_samples(&go);
+        let want = read_samples(&go);
         let body = fs::read(root.join(dir).join("input.txt")).expect("read input");
         let mut parser = Parser::new(&body, format);
-        let mut got: Vec<Expected> = Vec::new();
+        let mut got: Vec<GoSample> = Vec::new();
         while let Some(entry) = parser.next_entry().unwrap_or_else(|e| panic!("{dir}: {e}")) {
             let Entry::Sample(s) = entry else { continue };
             let start_time_series = format == Format::OpenMetrics
@@ -285,17 +219,41 @@ fn prometheus_good_inputs_match_expected_samples() {
                     s.metric_type,
                     MetricType::Counter | MetricType::Histogram | MetricType::Summary
                 );
-            if !start_time_series {
-                let value = (!s.value.is_nan()).then_some(s.value);
-                got.push((
-                    String::from_utf8_lossy(s.series_text).into_owned(),
-                    value,
-                    s.timestamp_ms,
-                ));
+            if start_time_series {
+                continue;
             }
+            let mut lset = vec![("__name__".to_owned(), s.name.to_string())];
+            lset.extend(s.labels.iter().map(|l| {
+                let value = canonical_label_value(s.metric_type, &l.name, &l.value);
+                (l.name.to_string(), value.into_owned())
+            }));
+            lset.sort();
+            let es = s
+                .exemplar
+                .iter()
+                .map(|e| {
+                    let mut labels: Vec<(String, String)> = e
+                        .labels
+                        .iter()
+                        .map(|l| (l.name.to_string(), l.value.to_string()))
+                        .collect();
+                    labels.sort();
+                    (labels, e.value, e.timestamp_ms)
+                })
+                .collect();
+            got.push(GoSample {
+                m: String::from_utf8_lossy(s.series_text).into_owned(),
+                v: (!s.value.is_nan()).then_some(s.value),
+                t: s.timestamp_ms,
+                lset,
+                es,
+            });
         }
         assert!(want.len() > 5, "{dir}: table not read");
-        assert_eq!(got, want, "{dir}");
+        assert_eq!(got.len(), want.len(), "{dir}: sample count");
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g, w, "{dir}");
+        }
     }
 }
 

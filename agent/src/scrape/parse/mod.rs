@@ -31,15 +31,20 @@
 //! # Ok::<(), crowsnest::scrape::parse::ParseError>(())
 //! ```
 //!
+//! Prometheus 3 canonicalises `le`/`quantile` values (`le="1"` is stored as
+//! `"1.0"`); [`canonical_label_value`] does that for callers, once per new series.
+//!
 //! Layout: `lex` (bytes, names, escapes), `number` (values, timestamps),
 //! `labels` (label sets), `tail` (value, timestamp, exemplar), `family`
 //! (families and metadata rules), `group` (cross-sample rules), `rules`
-//! (per-sample OpenMetrics rules), `parser` (the line grammar), `error`.
+//! (per-sample OpenMetrics rules), `parser` (the line grammar), `error`,
+//! `canonical` (Prometheus 3 `le`/`quantile` normalisation).
 
 use std::borrow::Cow;
 
 use crate::model::MetricType;
 
+mod canonical;
 mod error;
 mod family;
 mod group;
@@ -55,10 +60,13 @@ mod conformance_tests;
 #[cfg(test)]
 mod fuzz_tests;
 #[cfg(test)]
+mod gotable;
+#[cfg(test)]
 mod om_tests;
 #[cfg(test)]
 mod tests;
 
+pub use canonical::canonical_label_value;
 pub use error::{Found, ParseError, Reason};
 pub use parser::Parser;
 
