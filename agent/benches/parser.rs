@@ -97,7 +97,8 @@ fn control_plane_payload(format: Format) -> Vec<u8> {
     } else {
         "apiserver_request_total"
     };
-    out.push_str("# HELP apiserver_request_total [STABLE] Counter of apiserver requests broken out for each verb, dry run value, group, version, resource, scope, component, and HTTP response code.\n");
+    // OpenMetrics names the counter family without `_total`; its samples keep it.
+    writeln!(out, "# HELP {family} [STABLE] Counter of apiserver requests broken out for each verb, dry run value, group, version, resource, scope, component, and HTTP response code.").expect("write");
     writeln!(out, "# TYPE {family} counter").expect("write");
     for verb in VERBS {
         for (group, resource) in RESOURCES {

@@ -25,4 +25,6 @@ pub use deps::{Availability, PROMETHEUS_BIN, VICTORIA_METRICS_BIN, require_binar
 pub use exporter::Exporter;
 pub use prom_api::{LabelSet, PromApi};
 pub use prometheus::{Prometheus, PrometheusConfig};
+/// Signals for [`process::ChildProcess::signal`] (e.g. `Signal::HUP` to reload the agent).
+pub use rustix::process::Signal;
 pub use victoria::VictoriaMetrics;

@@ -45,6 +45,9 @@ enum Task {
         /// Use `cargo test` even when cargo-nextest is installed.
         #[arg(long)]
         no_nextest: bool,
+        /// Extra arguments for the test runner, after `--` (e.g. a test name filter).
+        #[arg(last = true)]
+        args: Vec<String>,
     },
     /// Run a benchmark of the agent (criterion).
     Bench {
@@ -74,10 +77,12 @@ fn run(cli: Cli) -> Result<()> {
             no_deps,
             no_lint,
             no_nextest,
+            args,
         } => test::run(&test::Options {
             deps: !no_deps,
             lint: !no_lint,
             nextest: !no_nextest,
+            runner_args: args,
         }),
         Task::Bench { bench, args } => {
             let mut cargo = cmd::cargo();

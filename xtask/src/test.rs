@@ -17,6 +17,8 @@ pub struct Options {
     pub lint: bool,
     /// Prefer cargo-nextest when installed.
     pub nextest: bool,
+    /// Passed on to nextest or `cargo test` (not to the doctest run): filters, runner flags.
+    pub runner_args: Vec<String>,
 }
 
 /// Runs the phases in order, stopping at the first failure, and prints a timing table,
@@ -77,11 +79,19 @@ fn run_phases(
             tests(cmd::cargo().args(["test", "--workspace", "--doc"]))
         })?;
         phase("cargo nextest run", timings, || {
-            tests(cmd::cargo().args(["nextest", "run", "--workspace", "--no-fail-fast"]))
+            tests(
+                cmd::cargo()
+                    .args(["nextest", "run", "--workspace", "--no-fail-fast"])
+                    .args(&options.runner_args),
+            )
         })
     } else {
         phase("cargo test", timings, || {
-            tests(cmd::cargo().args(["test", "--workspace", "--no-fail-fast"]))
+            tests(
+                cmd::cargo()
+                    .args(["test", "--workspace", "--no-fail-fast"])
+                    .args(&options.runner_args),
+            )
         })
     }
 }

@@ -10,7 +10,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{Entry, Format, Parser, validate};
+use super::gotable::{GoSample, read_samples};
+use super::{Entry, Format, Parser, canonical_label_value, validate};
+use crate::model::MetricType;
 
 /// Strict-OpenMetrics "bad" cases we accept, each with why.
 const OM_ACCEPTED_BAD: &[(&str, &str)] = &[
@@ -181,6 +183,78 @@ fn prometheus_textparse_cases() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Prometheus' good inputs give the same samples as its own parser: series
+/// text, value, timestamp, label set (with Prometheus 3's `le`/`quantile`
+/// canonicalisation applied via [`canonical_label_value`]) and exemplars.
+/// Its OpenMetrics parser was run with `_created` series folded into start
+/// timestamps, so those are skipped here.
+#[test]
+fn prometheus_good_inputs_match_expected_entries() {
+    let Some(root) = shared("exposition/prometheus-textparse") else {
+        return;
+    };
+    let cases = [
+        ("promparse/TestPromParse", Format::Prometheus),
+        ("promparse/TestUTF8PromParse", Format::Prometheus),
+        ("openmetricsparse/TestOpenMetricsParse", Format::OpenMetrics),
+        (
+            "openmetricsparse/TestOpenMetricsParse_UTF8",
+            Format::OpenMetrics,
+        ),
+    ];
+    for (dir, format) in cases {
+        let go =
+            fs::read_to_string(root.join(dir).join("expected_entries.go.txt")).expect("read table");
+        let want = read_samples(&go);
+        let body = fs::read(root.join(dir).join("input.txt")).expect("read input");
+        let mut parser = Parser::new(&body, format);
+        let mut got: Vec<GoSample> = Vec::new();
+        while let Some(entry) = parser.next_entry().unwrap_or_else(|e| panic!("{dir}: {e}")) {
+            let Entry::Sample(s) = entry else { continue };
+            let start_time_series = format == Format::OpenMetrics
+                && s.name.ends_with("_created")
+                && matches!(
+                    s.metric_type,
+                    MetricType::Counter | MetricType::Histogram | MetricType::Summary
+                );
+            if start_time_series {
+                continue;
+            }
+            let mut lset = vec![("__name__".to_owned(), s.name.to_string())];
+            lset.extend(s.labels.iter().map(|l| {
+                let value = canonical_label_value(s.metric_type, &l.name, &l.value);
+                (l.name.to_string(), value.into_owned())
+            }));
+            lset.sort();
+            let es = s
+                .exemplar
+                .iter()
+                .map(|e| {
+                    let mut labels: Vec<(String, String)> = e
+                        .labels
+                        .iter()
+                        .map(|l| (l.name.to_string(), l.value.to_string()))
+                        .collect();
+                    labels.sort();
+                    (labels, e.value, e.timestamp_ms)
+                })
+                .collect();
+            got.push(GoSample {
+                m: String::from_utf8_lossy(s.series_text).into_owned(),
+                v: (!s.value.is_nan()).then_some(s.value),
+                t: s.timestamp_ms,
+                lset,
+                es,
+            });
+        }
+        assert!(want.len() > 5, "{dir}: table not read");
+        assert_eq!(got.len(), want.len(), "{dir}: sample count");
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g, w, "{dir}");
+        }
+    }
 }
 
 #[test]

@@ -20,10 +20,37 @@ pub(super) fn unexpected(body: &[u8], pos: usize, expected: &'static str) -> Fai
     )
 }
 
-/// ASCII name bytes as `&str`. The scanners only accept ASCII, so the empty
-/// fallback is unreachable; it exists so this can never panic.
-pub(super) fn ascii(bytes: &[u8]) -> &str {
-    std::str::from_utf8(bytes).unwrap_or_default()
+/// The body, plus its text when the whole body is valid UTF-8 (the common
+/// case): then every slice between ASCII delimiters is text without a
+/// per-slice check, which matters when a sample has a dozen short strings.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Src<'a> {
+    pub bytes: &'a [u8],
+    text: Option<&'a str>,
+}
+
+impl<'a> Src<'a> {
+    pub(super) fn new(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes,
+            text: std::str::from_utf8(bytes).ok(),
+        }
+    }
+
+    /// `bytes[start..end]` as text, or the offset of the first invalid byte.
+    pub(super) fn str(self, start: usize, end: usize) -> Result<&'a str, usize> {
+        if let Some(s) = self.text.and_then(|t| t.get(start..end)) {
+            return Ok(s);
+        }
+        let bytes = self.bytes.get(start..end).unwrap_or_default();
+        std::str::from_utf8(bytes).map_err(|e| start + e.valid_up_to())
+    }
+
+    /// A name the scanners accepted (ASCII), as text. The empty fallback is
+    /// unreachable; it exists so this can never panic.
+    pub(super) fn name(self, start: usize, end: usize) -> &'a str {
+        self.str(start, end).unwrap_or_default()
+    }
 }
 
 /// How a label set is read.
@@ -40,12 +67,13 @@ pub(super) struct Mode {
 /// followed by `,` or `}` is the metric name (UTF-8 names); it is stored in
 /// `name`, which must not already be set.
 pub(super) fn parse_label_set<'a>(
-    body: &'a [u8],
+    src: Src<'a>,
     mut pos: usize,
     mode: Mode,
     out: &mut Vec<LabelRef<'a>>,
     name: &mut Option<Cow<'a, str>>,
 ) -> Result<usize, Fail> {
+    let body = src.bytes;
     let blanks = |p: usize| if mode.strict { p } else { skip_blanks(body, p) };
     out.clear();
     pos = blanks(pos);
@@ -58,10 +86,10 @@ pub(super) fn parse_label_set<'a>(
             Some(&b) if is_label_start(b) => {
                 let end = label_name_end(body, pos);
                 pos = end;
-                Some(Cow::Borrowed(ascii(&body[name_pos..end])))
+                Some(Cow::Borrowed(src.name(name_pos, end)))
             }
             Some(b'"') => {
-                let (text, end) = quoted(body, pos, "quoted name")?;
+                let (text, end) = quoted(src, pos, "quoted name")?;
                 pos = blanks(end);
                 if !mode.exemplar && matches!(body.get(pos), Some(b',' | b'}')) {
                     if name.is_some() {
@@ -84,8 +112,9 @@ pub(super) fn parse_label_set<'a>(
             if body.get(pos) != Some(&b'"') {
                 return Err(unexpected(body, pos, "'\"' starting the label value"));
             }
-            let (value, end) = quoted(body, pos, "label value")?;
-            if out.iter().any(|l| l.name == label_name) {
+            let (value, end) = quoted(src, pos, "label value")?;
+            // `__name__` would clash with the metric name the series already has (or lacks).
+            if label_name == "__name__" || out.iter().any(|l| l.name == label_name) {
                 return Err((
                     name_pos,
                     Reason::DuplicateLabel {
@@ -118,13 +147,10 @@ pub(super) fn parse_label_set<'a>(
 }
 
 /// A quoted string at `pos`: its unescaped text and the offset after the closing quote.
-fn quoted<'a>(
-    body: &'a [u8],
-    pos: usize,
-    what: &'static str,
-) -> Result<(Cow<'a, str>, usize), Fail> {
-    let q = scan_quoted(body, pos).map_err(|at| unexpected(body, at, "closing '\"'"))?;
-    let raw = std::str::from_utf8(&body[q.start..q.end])
-        .map_err(|e| (q.start + e.valid_up_to(), Reason::InvalidUtf8 { what }))?;
+fn quoted<'a>(src: Src<'a>, pos: usize, what: &'static str) -> Result<(Cow<'a, str>, usize), Fail> {
+    let q = scan_quoted(src.bytes, pos).map_err(|at| unexpected(src.bytes, at, "closing '\"'"))?;
+    let raw = src
+        .str(q.start, q.end)
+        .map_err(|at| (at, Reason::InvalidUtf8 { what }))?;
     Ok((unescape_quoted(raw, q.escaped), q.end + 1))
 }

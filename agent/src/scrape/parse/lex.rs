@@ -75,6 +75,14 @@ pub(super) fn scan_quoted(body: &[u8], pos: usize) -> Result<Quoted, usize> {
     let mut i = start;
     let mut escaped = false;
     loop {
+        // Tight search for the next byte that matters; most values hold none but the quote.
+        let Some(off) = body
+            .get(i..)
+            .and_then(|rest| rest.iter().position(|&b| matches!(b, b'"' | b'\\' | b'\n')))
+        else {
+            return Err(body.len());
+        };
+        i += off;
         match body.get(i) {
             Some(b'"') => {
                 return Ok(Quoted {
@@ -90,8 +98,7 @@ pub(super) fn scan_quoted(body: &[u8], pos: usize) -> Result<Quoted, usize> {
                     Some(_) => i += 2,
                 }
             }
-            Some(b'\n') | None => return Err(i),
-            Some(_) => i += 1,
+            _ => return Err(i),
         }
     }
 }

@@ -13,14 +13,38 @@
 //! samples (bucket ordering, grouping) are not enforced, matching Prometheus;
 //! the conformance test lists each such case.
 //!
+//! ```
+//! use crowsnest::scrape::parse::{Entry, Format, Parser};
+//!
+//! let body = b"# TYPE http_requests_total counter\nhttp_requests_total{code=\"200\"} 7\n";
+//! let format = Format::from_content_type(Some("text/plain; version=0.0.4"));
+//! let mut parser = Parser::new(body, format);
+//! let mut total = 0.0;
+//! while let Some(entry) = parser.next_entry()? {
+//!     if let Entry::Sample(s) = entry {
+//!         // `s.series_text` is the cache key; labels borrow the body.
+//!         assert_eq!(s.series_text, b"http_requests_total{code=\"200\"}");
+//!         total += s.value;
+//!     }
+//! }
+//! assert_eq!(total, 7.0);
+//! # Ok::<(), crowsnest::scrape::parse::ParseError>(())
+//! ```
+//!
+//! Prometheus 3 canonicalises `le`/`quantile` values (`le="1"` is stored as
+//! `"1.0"`); [`canonical_label_value`] does that for callers, once per new series.
+//!
 //! Layout: `lex` (bytes, names, escapes), `number` (values, timestamps),
-//! `labels` (label sets), `family` (families and metadata rules), `rules`
-//! (per-sample OpenMetrics rules), `parser` (the line grammar), `error`.
+//! `labels` (label sets), `tail` (value, timestamp, exemplar), `family`
+//! (families and metadata rules), `group` (cross-sample rules), `rules`
+//! (per-sample OpenMetrics rules), `parser` (the line grammar), `error`,
+//! `canonical` (Prometheus 3 `le`/`quantile` normalisation).
 
 use std::borrow::Cow;
 
 use crate::model::MetricType;
 
+mod canonical;
 mod error;
 mod family;
 mod group;
@@ -30,14 +54,20 @@ mod lex;
 mod number;
 mod parser;
 mod rules;
+mod tail;
 
 #[cfg(test)]
 mod conformance_tests;
 #[cfg(test)]
 mod fuzz_tests;
 #[cfg(test)]
+mod gotable;
+#[cfg(test)]
+mod om_tests;
+#[cfg(test)]
 mod tests;
 
+pub use canonical::canonical_label_value;
 pub use error::{Found, ParseError, Reason};
 pub use label_set::parse_label_set;
 pub use parser::Parser;

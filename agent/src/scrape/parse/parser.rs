@@ -5,12 +5,12 @@ use std::borrow::Cow;
 use super::error::{ParseError, Reason, lossy};
 use super::family::{Families, Meta, MetaValue};
 use super::group::{Groups, Point};
-use super::labels::{Fail, Mode, ascii, parse_label_set, unexpected};
+use super::labels::{Fail, Mode, Src, parse_label_set, unexpected};
 use super::lex::{
     is_metric_start, line_end, metric_name_end, scan_quoted, skip_blanks, unescape_help,
 };
-use super::number::{parse_float, parse_om_timestamp, parse_text_timestamp};
 use super::rules::{self, SampleView};
+use super::tail::{self, Tail};
 use super::{Entry, Exemplar, Format, LabelRef, SampleEntry};
 use crate::model::MetricType;
 
@@ -40,6 +40,7 @@ const OM_TYPES: &[(&[u8], MetricType)] = &[
 #[derive(Debug)]
 pub struct Parser<'a> {
     body: &'a [u8],
+    src: Src<'a>,
     format: Format,
     pos: usize,
     /// 1-based number of the line `pos` is on, and where that line starts.
@@ -75,6 +76,7 @@ impl<'a> Parser<'a> {
     pub fn new(body: &'a [u8], format: Format) -> Self {
         Self {
             body,
+            src: Src::new(body),
             format,
             pos: 0,
             line: 1,
@@ -208,7 +210,7 @@ impl<'a> Parser<'a> {
             return Ok(None);
         };
         let name_pos = skip_blanks(body, keyword + 4);
-        let (family, name_end) = meta_name(body, name_pos, meta)?;
+        let (family, name_end) = meta_name(self.src, name_pos, meta)?;
         let text_start = match body.get(name_end) {
             Some(b' ' | b'\t') => name_end + 1,
             Some(b'\n') | None => name_end,
@@ -246,7 +248,7 @@ impl<'a> Parser<'a> {
             _ => return Err((start, Reason::InvalidComment)),
         };
         let name_pos = start + 7;
-        let (family, name_end) = meta_name(body, name_pos, meta)?;
+        let (family, name_end) = meta_name(self.src, name_pos, meta)?;
         if body.get(name_end) != Some(&b' ') {
             return Err(unexpected(body, name_end, "' ' after metric name"));
         }
@@ -268,12 +270,10 @@ impl<'a> Parser<'a> {
         let strict = self.strict();
         let (line, value) = match meta {
             Meta::Help => {
-                let text = std::str::from_utf8(raw).map_err(|e| {
-                    (
-                        text_start + e.valid_up_to(),
-                        Reason::InvalidUtf8 { what: "HELP text" },
-                    )
-                })?;
+                let text = self
+                    .src
+                    .str(text_start, end)
+                    .map_err(|at| (at, Reason::InvalidUtf8 { what: "HELP text" }))?;
                 (
                     Line::Help(family, unescape_help(text, strict)),
                     MetaValue::Help,
@@ -291,12 +291,10 @@ impl<'a> Parser<'a> {
                 (Line::Type(family, t), MetaValue::Type(t))
             }
             Meta::Unit => {
-                let unit = std::str::from_utf8(raw).map_err(|e| {
-                    (
-                        text_start + e.valid_up_to(),
-                        Reason::InvalidUtf8 { what: "UNIT" },
-                    )
-                })?;
+                let unit = self
+                    .src
+                    .str(text_start, end)
+                    .map_err(|at| (at, Reason::InvalidUtf8 { what: "UNIT" }))?;
                 (Line::Unit(family, unit), MetaValue::Unit(unit))
             }
         };
@@ -321,7 +319,7 @@ impl<'a> Parser<'a> {
         let mut pos = start;
         if body.get(pos).copied().is_some_and(is_metric_start) {
             pos = metric_name_end(body, pos);
-            name = Some(Cow::Borrowed(ascii(&body[start..pos])));
+            name = Some(Cow::Borrowed(self.src.name(start, pos)));
         } else if body.get(pos) != Some(&b'{') {
             return Err(unexpected(body, pos, "metric name or '{'"));
         }
@@ -331,7 +329,7 @@ impl<'a> Parser<'a> {
                 strict,
                 exemplar: false,
             };
-            pos = parse_label_set(body, brace + 1, mode, &mut self.labels, &mut name)?;
+            pos = parse_label_set(self.src, brace + 1, mode, &mut self.labels, &mut name)?;
         } else {
             self.labels.clear();
         }
@@ -341,27 +339,17 @@ impl<'a> Parser<'a> {
         };
 
         pos = self.separator(pos, "' ' before the value")?;
-        let value_end = token_end(body, pos, strict);
-        let value = parse_float(&body[pos..value_end]).ok_or_else(|| {
-            if value_end == pos {
-                unexpected(body, pos, "value")
-            } else {
-                (
-                    pos,
-                    Reason::InvalidValue {
-                        text: lossy(&body[pos..value_end]),
-                    },
-                )
-            }
-        })?;
-        pos = value_end;
-
-        let (timestamp_ms, exemplar, end) = if strict {
-            self.om_tail(pos)?
+        let (value, value_end) = tail::value(body, pos, strict)?;
+        let tail = if strict {
+            tail::om_tail(self.src, value_end, &mut self.exemplar_labels)?
         } else {
-            let (ts, end) = text_tail(body, pos)?;
-            (ts, None, end)
+            tail::text_tail(body, value_end)?
         };
+        let Tail {
+            timestamp_ms,
+            exemplar,
+            end,
+        } = tail;
 
         let (metric_type, role) = self.families.sample(&name);
         if strict {
@@ -413,72 +401,18 @@ impl<'a> Parser<'a> {
             }
         } else {
             let p = skip_blanks(body, pos);
-            if p > pos {
+            // Prometheus' text lexer needs no blank between `}` and the value.
+            if p > pos || (pos > 0 && body.get(pos - 1) == Some(&b'}')) {
                 return Ok(p);
             }
         }
         Err(unexpected(body, pos, expected))
     }
-
-    /// OpenMetrics after the value: `[ timestamp][ # {labels} value[ timestamp]]\n`.
-    /// Returns the timestamp, the exemplar and the offset of the line end.
-    #[allow(clippy::type_complexity, reason = "private helper with one caller")]
-    fn om_tail(
-        &mut self,
-        mut pos: usize,
-    ) -> Result<(Option<i64>, Option<(f64, Option<i64>)>, usize), Fail> {
-        let body = self.body;
-        let mut timestamp = None;
-        if at_line_end(body, pos) {
-            return Ok((None, None, pos));
-        }
-        pos += 1; // the value token ends at a space or the line end
-        if !body[pos..].starts_with(b"# ") {
-            let (ts, end) = om_timestamp(body, pos)?;
-            timestamp = Some(ts);
-            pos = end;
-            if at_line_end(body, pos) {
-                return Ok((timestamp, None, pos));
-            }
-            pos += 1;
-        }
-        if !body[pos..].starts_with(b"# {") {
-            return Err(unexpected(body, pos, "\"# {\" starting an exemplar"));
-        }
-        let mode = Mode {
-            strict: true,
-            exemplar: true,
-        };
-        pos = parse_label_set(body, pos + 3, mode, &mut self.exemplar_labels, &mut None)?;
-        if body.get(pos) != Some(&b' ') {
-            return Err(unexpected(body, pos, "' ' before the exemplar value"));
-        }
-        pos += 1;
-        let value_end = token_end(body, pos, true);
-        let value = parse_float(&body[pos..value_end]).ok_or_else(|| {
-            (
-                pos,
-                Reason::InvalidValue {
-                    text: lossy(&body[pos..value_end]),
-                },
-            )
-        })?;
-        pos = value_end;
-        let mut ex_ts = None;
-        if !at_line_end(body, pos) {
-            let (ts, end) = om_timestamp(body, pos + 1)?;
-            ex_ts = Some(ts);
-            pos = end;
-            if !at_line_end(body, pos) {
-                return Err(unexpected(body, pos, "end of line after the exemplar"));
-            }
-        }
-        Ok((timestamp, Some((value, ex_ts)), pos))
-    }
 }
 
 /// Name of a HELP/TYPE/UNIT line: a legacy name or a quoted one (kept as written).
-fn meta_name(body: &[u8], pos: usize, meta: Meta) -> Result<(&str, usize), Fail> {
+fn meta_name(src: Src<'_>, pos: usize, meta: Meta) -> Result<(&str, usize), Fail> {
+    let body = src.bytes;
     let expected = match meta {
         Meta::Help => "metric name after HELP",
         Meta::Type => "metric name after TYPE",
@@ -487,13 +421,13 @@ fn meta_name(body: &[u8], pos: usize, meta: Meta) -> Result<(&str, usize), Fail>
     match body.get(pos) {
         Some(&b) if is_metric_start(b) => {
             let end = metric_name_end(body, pos);
-            Ok((ascii(&body[pos..end]), end))
+            Ok((src.name(pos, end), end))
         }
         Some(b'"') => {
             let q = scan_quoted(body, pos).map_err(|at| unexpected(body, at, "closing '\"'"))?;
-            let name = std::str::from_utf8(&body[q.start..q.end]).map_err(|e| {
+            let name = src.str(q.start, q.end).map_err(|at| {
                 (
-                    q.start + e.valid_up_to(),
+                    at,
                     Reason::InvalidUtf8 {
                         what: "metric name",
                     },
@@ -503,61 +437,4 @@ fn meta_name(body: &[u8], pos: usize, meta: Meta) -> Result<(&str, usize), Fail>
         }
         _ => Err(unexpected(body, pos, expected)),
     }
-}
-
-fn at_line_end(body: &[u8], pos: usize) -> bool {
-    matches!(body.get(pos), None | Some(b'\n'))
-}
-
-/// End of a value/timestamp token: up to a space or the line end (and a tab in text format).
-fn token_end(body: &[u8], pos: usize, strict: bool) -> usize {
-    pos + body[pos..]
-        .iter()
-        .position(|&b| b == b' ' || b == b'\n' || (!strict && b == b'\t'))
-        .unwrap_or(body.len() - pos)
-}
-
-/// OpenMetrics timestamp token at `pos`; returns milliseconds and the token end.
-fn om_timestamp(body: &[u8], pos: usize) -> Result<(i64, usize), Fail> {
-    let end = token_end(body, pos, true);
-    if end == pos {
-        return Err(unexpected(body, pos, "timestamp"));
-    }
-    let ts = parse_om_timestamp(&body[pos..end]).ok_or_else(|| {
-        (
-            pos,
-            Reason::InvalidTimestamp {
-                text: lossy(&body[pos..end]),
-            },
-        )
-    })?;
-    Ok((ts, end))
-}
-
-/// Text format after the value: `[blanks integer-ms][blanks]` then the line end.
-fn text_tail(body: &[u8], pos: usize) -> Result<(Option<i64>, usize), Fail> {
-    let p = skip_blanks(body, pos);
-    if at_line_end(body, p) {
-        return Ok((None, p));
-    }
-    let digits_end = p + body[p..]
-        .iter()
-        .position(|b| !b.is_ascii_digit())
-        .unwrap_or(body.len() - p);
-    if digits_end == p {
-        return Err(unexpected(body, p, "timestamp or end of line"));
-    }
-    let ts = parse_text_timestamp(&body[p..digits_end]).ok_or_else(|| {
-        (
-            p,
-            Reason::InvalidTimestamp {
-                text: lossy(&body[p..digits_end]),
-            },
-        )
-    })?;
-    let end = skip_blanks(body, digits_end);
-    if !at_line_end(body, end) {
-        return Err(unexpected(body, end, "end of line after the timestamp"));
-    }
-    Ok((Some(ts), end))
 }
