@@ -28,12 +28,16 @@ impl Labels {
 
     /// An empty label set with room for `n` labels.
     pub fn with_capacity(n: usize) -> Self {
-        Self { labels: Vec::with_capacity(n) }
+        Self {
+            labels: Vec::with_capacity(n),
+        }
     }
 
     /// Builds a set from pairs; later pairs win over earlier ones with the
     /// same name and empty values are skipped.
-    pub fn from_pairs<N: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (N, V)>) -> Self {
+    pub fn from_pairs<N: AsRef<str>, V: AsRef<str>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Self {
         let mut labels = Self::new();
         for (n, v) in pairs {
             labels.set(n.as_ref(), v.as_ref());
@@ -42,12 +46,15 @@ impl Labels {
     }
 
     fn position(&self, name: &str) -> Result<usize, usize> {
-        self.labels.binary_search_by(|l| l.name.as_bytes().cmp(name.as_bytes()))
+        self.labels
+            .binary_search_by(|l| l.name.as_bytes().cmp(name.as_bytes()))
     }
 
     /// The value of `name`, or `None` when it is not set.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.position(name).ok().map(|i| self.labels[i].value.as_str())
+        self.position(name)
+            .ok()
+            .map(|i| self.labels[i].value.as_str())
     }
 
     /// The value of `name`, or `""` when it is not set (Prometheus' rule for
@@ -73,14 +80,19 @@ impl Labels {
             }
             Err(i) => self.labels.insert(
                 i,
-                Label { name: name.to_owned(), value: value.to_owned() },
+                Label {
+                    name: name.to_owned(),
+                    value: value.to_owned(),
+                },
             ),
         }
     }
 
     /// Removes `name`; returns its value if it was set.
     pub fn remove(&mut self, name: &str) -> Option<String> {
-        self.position(name).ok().map(|i| self.labels.remove(i).value)
+        self.position(name)
+            .ok()
+            .map(|i| self.labels.remove(i).value)
     }
 
     /// Keeps only the labels for which `keep` returns true.
@@ -115,7 +127,13 @@ impl Labels {
         const PRIME: u64 = 0x0000_0100_0000_01b3;
         let mut h = OFFSET;
         for l in &self.labels {
-            for b in l.name.bytes().chain([0xff]).chain(l.value.bytes()).chain([0xfe]) {
+            for b in l
+                .name
+                .bytes()
+                .chain([0xff])
+                .chain(l.value.bytes())
+                .chain([0xfe])
+            {
                 h ^= u64::from(b);
                 h = h.wrapping_mul(PRIME);
             }
@@ -202,7 +220,10 @@ mod tests {
         let a = Labels::from_pairs([("a", "bc")]);
         let b = Labels::from_pairs([("ab", "c")]);
         assert_ne!(a.stable_hash(), b.stable_hash());
-        assert_eq!(a.stable_hash(), Labels::from_pairs([("a", "bc")]).stable_hash());
+        assert_eq!(
+            a.stable_hash(),
+            Labels::from_pairs([("a", "bc")]).stable_hash()
+        );
     }
 
     #[test]

@@ -73,7 +73,11 @@ impl Series {
     /// Wraps a final label set.
     pub fn new(labels: Labels, metric_type: MetricType) -> SeriesRef {
         let hash = labels.stable_hash();
-        Arc::new(Self { labels, hash, metric_type })
+        Arc::new(Self {
+            labels,
+            hash,
+            metric_type,
+        })
     }
 
     /// The series' labels (sorted, no empty values).

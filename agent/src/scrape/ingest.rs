@@ -60,7 +60,26 @@ impl IngestError {
     }
 }
 
-/// Counts of one successful scrape, for the synthetic `scrape_*` series.
+/// A failed ingest: why, and how far it got. Like Prometheus, the synthetic
+/// `scrape_samples_*` series of a failed scrape count the samples read
+/// before the failure.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct IngestFailure {
+    /// Why the body was rejected.
+    pub error: IngestError,
+    /// Counts up to the failure.
+    pub stats: IngestStats,
+}
+
+impl IngestFailure {
+    /// Short reason for metric labels.
+    pub fn kind(&self) -> &'static str {
+        self.error.kind()
+    }
+}
+
+/// Counts of one scrape, for the synthetic `scrape_*` series.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct IngestStats {
     /// Samples in the body (`scrape_samples_scraped`).
@@ -134,12 +153,13 @@ pub fn ingest(
     format: Format,
     scrape_ts: i64,
     out: &mut Vec<Sample>,
-) -> Result<IngestStats, IngestError> {
+) -> Result<IngestStats, IngestFailure> {
     let start_len = out.len();
     cache.generation += 1;
     let generation = cache.generation;
-    match ingest_body(cache, rules, body, format, scrape_ts, generation, out) {
-        Ok(mut stats) => {
+    let mut stats = IngestStats::default();
+    match ingest_body(cache, rules, body, format, scrape_ts, out, &mut stats) {
+        Ok(()) => {
             // Series of the previous scrape that are gone now go stale.
             cache.entries.retain(|_, e| {
                 if e.last_seen == generation {
@@ -157,12 +177,12 @@ pub fn ingest(
             });
             Ok(stats)
         }
-        Err(e) => {
+        Err(error) => {
             out.truncate(start_len);
             // Forget what only this scrape introduced; stale the rest.
             cache.entries.retain(|_, e| e.first_seen != generation);
-            cache.mark_all_stale(scrape_ts, out);
-            Err(e)
+            stats.stale = cache.mark_all_stale(scrape_ts, out);
+            Err(IngestFailure { error, stats })
         }
     }
 }
@@ -173,10 +193,10 @@ fn ingest_body(
     body: &[u8],
     format: Format,
     scrape_ts: i64,
-    generation: u64,
     out: &mut Vec<Sample>,
-) -> Result<IngestStats, IngestError> {
-    let mut stats = IngestStats::default();
+    stats: &mut IngestStats,
+) -> Result<(), IngestError> {
+    let generation = cache.generation;
     let mut parser = Parser::new(body, format);
     while let Some(entry) = parser.next_entry()? {
         let Entry::Sample(s) = entry else { continue };
@@ -226,7 +246,7 @@ fn ingest_body(
             value: s.value,
         });
     }
-    Ok(stats)
+    Ok(())
 }
 
 /// The slow path, once per new series: labels, target labels, relabeling.
@@ -299,7 +319,7 @@ mod tests {
         r: &IngestRules,
         body: &str,
         ts: i64,
-    ) -> (Result<IngestStats, IngestError>, Vec<Rendered>) {
+    ) -> (Result<IngestStats, IngestFailure>, Vec<Rendered>) {
         let mut out = Vec::new();
         let res = ingest(cache, r, body.as_bytes(), Format::Prometheus, ts, &mut out);
         let rendered = out

@@ -193,8 +193,10 @@ impl ScrapeManager {
         let mut stopping = Vec::new();
         let names: Vec<String> = self.jobs.keys().cloned().collect();
         for name in names {
-            let keep = matches!(wanted.get(&name), Some((_, Plan::Keep)));
-            if let (false, Some(job)) = (keep, self.jobs.remove(&name)) {
+            if matches!(wanted.get(&name), Some((_, Plan::Keep))) {
+                continue;
+            }
+            if let Some(job) = self.jobs.remove(&name) {
                 info!(job = %name, "stopping scrape job");
                 stopping.extend(job.targets);
             }

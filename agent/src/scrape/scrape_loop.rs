@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::fetch::{FetchError, Source};
-use super::ingest::{IngestError, IngestRules, SeriesCache, ingest};
+use super::ingest::{IngestFailure, IngestRules, IngestStats, SeriesCache, ingest};
 use super::metrics::{ErrorLabels, JobLabels, ScrapeMetrics, TargetLabels};
 use super::target::Target;
 use crate::model::{MetricType, Sample, SampleSink, Series, SeriesRef, stale_nan};
@@ -51,7 +51,7 @@ pub enum ScrapeError {
     Fetch(#[from] FetchError),
     /// The body was invalid or broke a limit.
     #[error(transparent)]
-    Ingest(#[from] IngestError),
+    Ingest(#[from] IngestFailure),
 }
 
 impl ScrapeError {
@@ -242,7 +242,8 @@ impl ScrapeLoop {
         let duration = started.elapsed().as_secs_f64();
         let (up, stats) = match &result {
             Ok(stats) => (1.0, *stats),
-            Err(_) => (0.0, Default::default()),
+            Err(ScrapeError::Ingest(failure)) => (0.0, failure.stats),
+            Err(ScrapeError::Fetch(_)) => (0.0, IngestStats::default()),
         };
         for (series, value) in [
             (&self.report.up, up),
@@ -270,7 +271,7 @@ impl ScrapeLoop {
 
     fn record(
         &mut self,
-        result: &Result<super::ingest::IngestStats, ScrapeError>,
+        result: &Result<IngestStats, ScrapeError>,
         scrape_time: SystemTime,
         duration: f64,
         samples: usize,

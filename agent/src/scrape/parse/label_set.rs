@@ -2,7 +2,7 @@
 //! label grammar as series (used by `crowsnest debug relabel`).
 
 use super::error::ParseError;
-use super::labels::{Mode, parse_label_set as parse_block, unexpected};
+use super::labels::{Mode, Src, parse_label_set as parse_block, unexpected};
 use super::lex::skip_blanks;
 
 /// Reads `{name="value", ...}` (text-format leniency: blanks and a trailing
@@ -18,7 +18,7 @@ pub fn parse_label_set(text: &str) -> Result<Vec<(String, String)>, ParseError> 
     let mut labels = Vec::new();
     let mut name = None;
     let end = parse_block(
-        body,
+        Src::new(body),
         start + 1,
         Mode {
             strict: false,
