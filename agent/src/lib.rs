@@ -14,6 +14,7 @@
 pub mod app;
 pub mod config;
 pub mod http;
+pub mod kube;
 pub mod model;
 pub mod relabel;
 pub mod remote_write;

@@ -23,6 +23,7 @@ use serde::Deserialize;
 use super::error::{ConfigError, display_path, from_yaml, with_hint};
 use super::global::RawGlobal;
 use super::http_client::resolve_paths;
+use super::kubernetes::RawKubernetes;
 use super::remote_write::{self, RawRemoteWrite};
 use super::scrape::{self, RawScrapeConfig};
 use super::server::{RawLogging, RawServer, RawStorage};
@@ -44,7 +45,7 @@ const EXTERNAL_LABELS_PREFIX: &str = "GLOBAL__EXTERNAL_LABELS__";
 #[derive(Debug, Default, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a config map with global, scrape_configs, remote_write, server, storage, logging"
+    expecting = "a config map with global, scrape_configs, remote_write, server, storage, logging, kubernetes"
 )]
 struct RawConfig {
     /// Scrape defaults and external labels.
@@ -59,6 +60,8 @@ struct RawConfig {
     storage: Option<RawStorage>,
     /// Logs.
     logging: Option<RawLogging>,
+    /// Kubernetes metadata.
+    kubernetes: Option<RawKubernetes>,
 }
 
 /// The sections the environment may override.
@@ -92,6 +95,11 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         for r in &mut config.remote_write {
             resolve_paths(&mut r.http, dir);
         }
+        if let Some(k) = config.kubernetes.kubeconfig.as_mut()
+            && k.is_relative()
+        {
+            *k = dir.join(&*k);
+        }
     }
     Ok(config)
 }
@@ -110,6 +118,7 @@ pub fn load_from_str(yaml: &str, env: &[(String, String)]) -> Result<Config, Con
         server: raw.server.unwrap_or_default().build()?,
         storage: raw.storage.unwrap_or_default().build()?,
         logging: raw.logging.unwrap_or_default().build()?,
+        kubernetes: raw.kubernetes.unwrap_or_default().build()?,
     })
 }
 

@@ -23,6 +23,7 @@ mod error;
 mod flag;
 mod global;
 mod http_client;
+mod kubernetes;
 mod load;
 mod remote_write;
 mod scrape;

@@ -27,6 +27,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Log format and level.
     pub logging: LoggingConfig,
+    /// Kubernetes metadata: pod watch, owners, enrichment.
+    pub kubernetes: KubernetesConfig,
 }
 
 /// `global:` section.
@@ -263,4 +265,39 @@ pub struct LoggingConfig {
     pub level: String,
     /// Output format.
     pub format: LogFormat,
+}
+
+/// Whether the agent talks to the Kubernetes API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KubeMode {
+    /// Use it when a client config is found (in-cluster or kubeconfig);
+    /// otherwise run in plain-host mode.
+    Auto,
+    /// Always try (and keep retrying); unreachable is an error in logs and status.
+    Enabled,
+    /// Never: plain-host mode.
+    Disabled,
+}
+
+/// `kubernetes:` section.
+#[derive(Debug, Clone)]
+pub struct KubernetesConfig {
+    /// Whether to use the API.
+    pub mode: KubeMode,
+    /// Node name override (else env `NODE_NAME`, else the hostname).
+    pub node_name: Option<String>,
+    /// Kubeconfig for development (else in-cluster, else the default kubeconfig).
+    pub kubeconfig: Option<PathBuf>,
+    /// Bounded wait for the first pod list before the first eBPF export.
+    pub sync_timeout: Duration,
+    /// Pod label keys copied onto series.
+    pub pod_labels: Vec<String>,
+    /// TTL of owner lookups.
+    pub owner_cache_ttl: Duration,
+    /// Owner cache capacity.
+    pub owner_cache_size: usize,
+    /// Hold of samples whose container is not known yet (zero: no hold).
+    pub hold: Duration,
+    /// Bound on held samples.
+    pub hold_max_samples: usize,
 }
