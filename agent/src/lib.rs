@@ -13,6 +13,7 @@
 
 pub mod app;
 pub mod config;
+pub mod enrich;
 pub mod http;
 pub mod kube;
 pub mod model;

@@ -128,6 +128,28 @@ impl PodStore {
             .cloned()
     }
 
+    /// The pod serving a scrape target at `host:port`: a pod-network pod
+    /// whose IP is `host`, else a host-network pod (control-plane static
+    /// pods) declaring container port `port`, when `host` is its IP or loopback.
+    pub fn by_endpoint(&self, host: &str, port: u16) -> Option<PodRef> {
+        let inner = self.read();
+        let pods = || inner.by_uid.values();
+        pods()
+            .find(|p| !p.host_network && !p.ip.is_empty() && p.ip == host)
+            .or_else(|| {
+                let loopback = host == "localhost"
+                    || host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback());
+                pods().find(|p| {
+                    p.host_network
+                        && (loopback || p.ip == host)
+                        && p.ports.iter().any(|pp| pp.port == port)
+                })
+            })
+            .cloned()
+    }
+
     /// A snapshot of every pod on this node, sorted by namespace and name.
     /// Control-plane discovery and scrape discovery read this after each
     /// change signalled by [`PodStore::changes`].

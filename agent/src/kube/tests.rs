@@ -59,7 +59,9 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 async fn lists_and_watches_only_this_node() {
     let api = KubeApi::start(TOKEN).await;
     api.seed_pods([
-        pod(1, "node-a").init_container("init", &format!("cri-o://{}", cid(101))).ip("10.1.0.1"),
+        pod(1, "node-a")
+            .init_container("init", &format!("cri-o://{}", cid(101)))
+            .ip("10.1.0.1"),
         pod(2, "node-b"),
         pod(3, "node-a"),
     ]);

@@ -1,0 +1,373 @@
+//! Enrichment: adds `node`, `namespace`, `pod`, `container`,
+//! `workload_kind`, `workload` and allowlisted pod labels to series that
+//! carry a `cgroup` label (eBPF) and to scraped series whose `instance` is a
+//! pod on this node. It sits between the producers and remote write as a
+//! [`SampleSink`] wrapper.
+//!
+//! Cost: the enriched [`SeriesRef`] is cached per input series (producers
+//! hand out the same `Arc` for an unchanged series), so a sample costs one
+//! hash lookup. An entry is re-resolved only when it is incomplete and the
+//! pod cache changed since it was resolved.
+//!
+//! Never blocking: samples of a cgroup whose pod/container the cache does not
+//! know yet are held (at most `hold`, at most `hold_max_samples`), then sent
+//! with what is known. When a series' labels later become complete, its old
+//! label set gets a stale marker so no half-labelled twin lingers. Series of
+//! deleted pods go stale through their producers (the collector's cgroup
+//! removal, the scrape loop's finish()).
+//!
+//! Label rules: labels a series already has are never overwritten; pod label
+//! keys are sanitized like Prometheus' Kubernetes discovery (`.`/`/`/`-` →
+//! `_`); in plain-host mode eBPF series get `node` and `container_id` only.
+
+mod labels;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+pub use labels::{LabelPlan, Resolution, names, sanitize};
+
+use crate::kube::PodStore;
+use crate::model::{Sample, SampleSink, Series, SeriesRef, stale_nan};
+
+/// How often held samples are re-checked and idle cache entries dropped.
+const TICK: Duration = Duration::from_millis(250);
+/// Cache entries of series not seen for this long are dropped.
+const IDLE: Duration = Duration::from_secs(600);
+/// Series unrelated to pods (most scraped series) are re-checked after a pod
+/// change at most this often, so pod churn does not re-enrich them all.
+const RECHECK_UNRELATED: Duration = Duration::from_secs(5);
+
+/// Enrichment self-metrics.
+#[derive(Clone, Default)]
+pub struct EnrichMetrics {
+    /// Input series with a cached enrichment.
+    pub series: Gauge,
+    /// Samples currently held.
+    pub held: Gauge,
+    /// Samples sent after their hold expired without complete labels.
+    pub hold_expired: Counter,
+    /// Samples not held because the hold buffer was full.
+    pub hold_overflow: Counter,
+}
+
+impl EnrichMetrics {
+    /// Registers the families in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        registry.register(
+            "crowsnest_enrich_series",
+            "Series with a cached enrichment",
+            m.series.clone(),
+        );
+        registry.register(
+            "crowsnest_enrich_held_samples",
+            "Samples held while their pod or container is not known yet",
+            m.held.clone(),
+        );
+        registry.register(
+            "crowsnest_enrich_hold_expired",
+            "Samples sent with incomplete labels after the hold",
+            m.hold_expired.clone(),
+        );
+        registry.register(
+            "crowsnest_enrich_hold_overflow",
+            "Held samples flushed early because the hold buffer was full",
+            m.hold_overflow.clone(),
+        );
+        m
+    }
+}
+
+/// Hold settings.
+#[derive(Clone, Copy, Debug)]
+pub struct HoldConfig {
+    /// How long a series of an unknown container is held (zero: never).
+    pub hold: Duration,
+    /// Bound on held samples.
+    pub max_samples: usize,
+}
+
+struct Entry {
+    input: SeriesRef,
+    output: SeriesRef,
+    resolution: Resolution,
+    /// Store generation the entry was resolved at.
+    generation: u64,
+    /// While `Some` and in the future, samples are held.
+    hold_until: Option<Instant>,
+    last_seen: Instant,
+    /// When the entry was last resolved.
+    checked: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    cache: HashMap<u64, Entry>,
+    held: VecDeque<Sample>,
+    last_sweep: Option<Instant>,
+}
+
+struct Inner {
+    next: Arc<dyn SampleSink>,
+    store: PodStore,
+    plan: LabelPlan,
+    hold: HoldConfig,
+    metrics: EnrichMetrics,
+    state: Mutex<State>,
+}
+
+/// The enrichment stage. Cheap to clone.
+#[derive(Clone)]
+pub struct Enricher {
+    inner: Arc<Inner>,
+}
+
+impl Enricher {
+    /// Wraps `next`; must be called inside a Tokio runtime (a task releases
+    /// held samples; it ends when the last clone is dropped).
+    pub fn spawn(
+        next: Arc<dyn SampleSink>,
+        store: PodStore,
+        plan: LabelPlan,
+        hold: HoldConfig,
+        metrics: EnrichMetrics,
+    ) -> Self {
+        let inner = Arc::new(Inner {
+            next,
+            store,
+            plan,
+            hold,
+            metrics,
+            state: Mutex::default(),
+        });
+        let weak: Weak<Inner> = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                inner.tick(Instant::now());
+            }
+        });
+        Self { inner }
+    }
+
+    /// This stage as the sink producers write to.
+    pub fn sink(&self) -> Arc<dyn SampleSink> {
+        Arc::new(self.clone())
+    }
+
+    /// Releases every held sample now (shutdown), with what is known.
+    pub fn flush(&self) {
+        let mut st = self.inner.lock();
+        let mut out = Vec::new();
+        self.inner.release(&mut st, Instant::now(), true, &mut out);
+        self.inner.next.append(&out);
+    }
+}
+
+impl SampleSink for Enricher {
+    fn append(&self, samples: &[Sample]) {
+        let inner = &self.inner;
+        let now = Instant::now();
+        let generation = inner.store.generation();
+        let mut out = Vec::with_capacity(samples.len());
+        // One lock per batch. `next.append` never blocks (SampleSink's
+        // contract), and calling it under the lock keeps each series'
+        // samples in order between held and direct paths.
+        let mut st = inner.lock();
+        for s in samples {
+            inner.route(&mut st, s, now, generation, &mut out);
+        }
+        inner
+            .metrics
+            .held
+            .set(i64::try_from(st.held.len()).unwrap_or(i64::MAX));
+        inner.next.append(&out);
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn route(
+        &self,
+        st: &mut State,
+        s: &Sample,
+        now: Instant,
+        generation: u64,
+        out: &mut Vec<Sample>,
+    ) {
+        let key = s.series.hash();
+        let fresh = match st.cache.get(&key) {
+            Some(e) => !(Arc::ptr_eq(&e.input, &s.series) || e.input.labels() == s.series.labels()),
+            None => true,
+        };
+        if fresh {
+            let (labels, resolution) = self.plan.enrich(&self.store, s.series.labels());
+            let output = if labels == *s.series.labels() {
+                s.series.clone()
+            } else {
+                Series::new(labels, s.series.metric_type())
+            };
+            let hold_until = (resolution == Resolution::Waiting && !self.hold.hold.is_zero())
+                .then(|| now + self.hold.hold);
+            st.cache.insert(
+                key,
+                Entry {
+                    input: s.series.clone(),
+                    output,
+                    resolution,
+                    generation,
+                    hold_until,
+                    last_seen: now,
+                    checked: now,
+                },
+            );
+            self.metrics
+                .series
+                .set(i64::try_from(st.cache.len()).unwrap_or(i64::MAX));
+        }
+        let holding = {
+            let Some(entry) = st.cache.get_mut(&key) else {
+                return;
+            };
+            entry.last_seen = now;
+            let due = match entry.resolution {
+                Resolution::Complete => false,
+                Resolution::Waiting => true,
+                Resolution::Unrelated => now.duration_since(entry.checked) >= RECHECK_UNRELATED,
+            };
+            if due && entry.generation != generation {
+                entry.checked = now;
+                self.refresh(entry, generation, s.timestamp_ms, out);
+            }
+            let holding = entry.resolution == Resolution::Waiting
+                && entry.hold_until.is_some_and(|t| t > now);
+            if !holding && entry.hold_until.is_some() {
+                // Its hold just ended (resolved or expired): earlier samples
+                // still queued must go out before this one.
+                None
+            } else {
+                Some(holding)
+            }
+        };
+        match holding {
+            None => self.release(st, now, false, out),
+            Some(true) if st.held.len() >= self.hold.max_samples => {
+                // Full: release everything in order rather than reorder a series.
+                self.metrics.hold_overflow.inc_by(st.held.len() as u64);
+                self.release(st, now, true, out);
+            }
+            Some(true) => {
+                st.held.push_back(s.clone());
+                return;
+            }
+            Some(false) => {}
+        }
+        let Some(entry) = st.cache.get_mut(&key) else {
+            return;
+        };
+        entry.hold_until = None;
+        out.push(Sample {
+            series: entry.output.clone(),
+            timestamp_ms: s.timestamp_ms,
+            value: s.value,
+        });
+    }
+
+    /// Re-resolves an incomplete entry; when its labels change, the old
+    /// label set (already sent, unless still held) gets a stale marker.
+    fn refresh(
+        &self,
+        entry: &mut Entry,
+        generation: u64,
+        timestamp_ms: i64,
+        out: &mut Vec<Sample>,
+    ) {
+        entry.generation = generation;
+        let (labels, resolution) = self.plan.enrich(&self.store, entry.input.labels());
+        entry.resolution = resolution;
+        if labels != *entry.output.labels() {
+            // Held samples were never sent under the old labels.
+            if entry.hold_until.is_none() {
+                out.push(Sample {
+                    series: entry.output.clone(),
+                    timestamp_ms,
+                    value: stale_nan(),
+                });
+            }
+            entry.output = Series::new(labels, entry.input.metric_type());
+        }
+    }
+
+    /// Sends held samples whose series resolved or whose hold expired (all
+    /// when `all`), keeping the order of the queue.
+    fn release(&self, st: &mut State, now: Instant, all: bool, out: &mut Vec<Sample>) {
+        let generation = self.store.generation();
+        let mut keep = VecDeque::new();
+        while let Some(s) = st.held.pop_front() {
+            let key = s.series.hash();
+            let Some(entry) = st.cache.get_mut(&key) else {
+                out.push(s);
+                continue;
+            };
+            if entry.resolution == Resolution::Waiting && entry.generation != generation {
+                self.refresh(entry, generation, s.timestamp_ms, out);
+            }
+            let expired = entry.hold_until.is_none_or(|t| t <= now);
+            // All samples of one series share the entry, so a series is
+            // released or kept as a whole and its order is preserved.
+            if !all && !expired && entry.resolution == Resolution::Waiting {
+                keep.push_back(s);
+                continue;
+            }
+            if entry.resolution == Resolution::Waiting {
+                self.metrics.hold_expired.inc();
+            }
+            // Released: later samples of this series go straight through.
+            entry.hold_until = None;
+            out.push(Sample {
+                series: entry.output.clone(),
+                timestamp_ms: s.timestamp_ms,
+                value: s.value,
+            });
+        }
+        st.held = keep;
+        self.metrics
+            .held
+            .set(i64::try_from(st.held.len()).unwrap_or(i64::MAX));
+    }
+
+    fn tick(&self, now: Instant) {
+        let mut st = self.lock();
+        let mut out = Vec::new();
+        if !st.held.is_empty() {
+            self.release(&mut st, now, false, &mut out);
+        }
+        if st
+            .last_sweep
+            .is_none_or(|t| now.duration_since(t) >= IDLE / 10)
+        {
+            st.last_sweep = Some(now);
+            st.cache
+                .retain(|_, e| now.duration_since(e.last_seen) < IDLE);
+            self.metrics
+                .series
+                .set(i64::try_from(st.cache.len()).unwrap_or(i64::MAX));
+        }
+        self.next.append(&out);
+    }
+}
