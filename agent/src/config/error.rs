@@ -98,7 +98,6 @@ pub(super) fn field(parent: &str, name: &str) -> String {
 /// implement, with what to do instead. Appended to "unknown field" errors so
 /// a copied Prometheus config fails with a useful explanation.
 const UNSUPPORTED: &[(&str, &str)] = &[
-    ("kubernetes_sd_configs", SD),
     ("file_sd_configs", SD),
     ("http_sd_configs", SD),
     ("dns_sd_configs", SD),
@@ -150,7 +149,7 @@ const UNSUPPORTED: &[(&str, &str)] = &[
 ];
 
 /// Hint for Prometheus service discovery sections.
-const SD: &str = "service discovery other than static_configs is not supported yet";
+const SD: &str = "service discovery other than static_configs and kubernetes_sd_configs (role: pod) is not supported yet";
 
 /// Adds a hint to serde's "unknown field `x`, expected …" when `x` is a
 /// known setting crowsnest does not implement.

@@ -7,7 +7,8 @@ use serde::Deserialize;
 
 use super::duration::PromDuration;
 use super::error::{ConfigError, field};
-use super::types::{KubeMode, KubernetesConfig};
+use super::flag::Flag;
+use super::types::{KubeMode, KubernetesConfig, KubernetesSdConfig};
 
 /// Default wait for the first pod list before the first eBPF export.
 const DEFAULT_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
@@ -26,6 +27,60 @@ const DEFAULT_POD_LABELS: &[&str] = &[
     "app.kubernetes.io/instance",
     "app.kubernetes.io/component",
 ];
+
+/// Name of the built-in annotation-driven job.
+pub const ANNOTATION_JOB: &str = "kubernetes-pods";
+
+/// The community chart's `kubernetes-pods` job (prometheus-community/helm-charts,
+/// `charts/prometheus/values.yaml`), added when `annotation_discovery` is on.
+pub const ANNOTATION_JOB_YAML: &str = r#"
+- job_name: kubernetes-pods
+  honor_labels: true
+  kubernetes_sd_configs:
+  - role: pod
+  relabel_configs:
+  - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape]
+    action: keep
+    regex: true
+  - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape_slow]
+    action: drop
+    regex: true
+  - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scheme]
+    action: replace
+    regex: (https?)
+    target_label: __scheme__
+  - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_path]
+    action: replace
+    target_label: __metrics_path__
+    regex: (.+)
+  - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_port, __meta_kubernetes_pod_ip]
+    action: replace
+    regex: (\d+);(([A-Fa-f0-9]{1,4}::?){1,7}[A-Fa-f0-9]{1,4})
+    replacement: '[$2]:$1'
+    target_label: __address__
+  - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_port, __meta_kubernetes_pod_ip]
+    action: replace
+    regex: (\d+);((([0-9]+?)(\.|$)){4})
+    replacement: $2:$1
+    target_label: __address__
+  - action: labelmap
+    regex: __meta_kubernetes_pod_annotation_prometheus_io_param_(.+)
+    replacement: __param_$1
+  - action: labelmap
+    regex: __meta_kubernetes_pod_label_(.+)
+  - source_labels: [__meta_kubernetes_namespace]
+    action: replace
+    target_label: namespace
+  - source_labels: [__meta_kubernetes_pod_name]
+    action: replace
+    target_label: pod
+  - source_labels: [__meta_kubernetes_pod_phase]
+    regex: Pending|Succeeded|Failed|Completed
+    action: drop
+  - source_labels: [__meta_kubernetes_pod_node_name]
+    action: replace
+    target_label: node
+"#;
 
 /// `kubernetes:` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -52,6 +107,54 @@ pub(super) struct RawKubernetes {
     hold: Option<PromDuration>,
     /// Held samples at most; beyond that they are sent unenriched (default 50000).
     hold_max_samples: Option<usize>,
+    /// Scrape pods annotated `prometheus.io/scrape: "true"` like the
+    /// community chart's `kubernetes-pods` job (default true).
+    annotation_discovery: Option<Flag>,
+}
+
+/// `kubernetes_sd_configs:` entry of a scrape config as written. Only what
+/// makes sense for a node agent: `role: pod` (this node's pods) and
+/// `namespaces.names`. API server settings come from `kubernetes:`.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a kubernetes_sd_config (a map with role: pod)"
+)]
+pub(super) struct RawKubernetesSd {
+    /// Must be `pod`.
+    role: Option<String>,
+    /// Namespaces to keep.
+    namespaces: Option<RawNamespaces>,
+}
+
+/// `namespaces:` of a kubernetes_sd_config.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "namespaces (a map with names)")]
+struct RawNamespaces {
+    /// Namespace names.
+    names: Option<Vec<String>>,
+}
+
+impl RawKubernetesSd {
+    /// Validates one entry at `path`.
+    pub(super) fn build(self, path: &str) -> Result<KubernetesSdConfig, ConfigError> {
+        match self.role.as_deref() {
+            Some("pod") => {}
+            other => {
+                return Err(ConfigError::invalid(
+                    field(path, "role"),
+                    match other {
+                        None => "is missing".to_owned(),
+                        Some(r) => format!("({r:?}) is not supported by a node agent"),
+                    },
+                    "use role: pod (this node's pods); other roles need a cluster-wide watch, use a central Prometheus for them",
+                ));
+            }
+        }
+        Ok(KubernetesSdConfig {
+            namespaces: self.namespaces.and_then(|n| n.names).unwrap_or_default(),
+        })
+    }
 }
 
 impl RawKubernetes {
@@ -121,8 +224,24 @@ impl RawKubernetes {
             // Zero hold is allowed: it means "never hold".
             hold: self.hold.map_or(DEFAULT_HOLD, |d| d.0),
             hold_max_samples: self.hold_max_samples.unwrap_or(DEFAULT_HOLD_MAX_SAMPLES),
+            annotation_discovery: self.annotation_discovery.is_none_or(|f| f.0),
+            annotation_job: None,
         })
     }
+}
+
+/// The built-in annotation job, validated like a user's job.
+pub(super) fn annotation_job(
+    global: &super::types::Global,
+) -> Result<Vec<super::types::ScrapeConfig>, ConfigError> {
+    let raw = serde_yaml::from_str(ANNOTATION_JOB_YAML).map_err(|e| {
+        ConfigError::invalid(
+            "kubernetes.annotation_discovery",
+            format!("built-in job does not parse: {e}"),
+            "set annotation_discovery: false and report a bug",
+        )
+    })?;
+    super::scrape::build_all(raw, global)
 }
 
 #[cfg(test)]
@@ -150,6 +269,36 @@ mod tests {
     }
 
     #[test]
+    fn pod_sd_and_the_annotation_job() {
+        let c = load_from_str(
+            "scrape_configs:\n- job_name: apps\n  kubernetes_sd_configs:\n  - role: pod\n    namespaces:\n      names: [shop]\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.scrape_configs[0].kubernetes_sd_configs[0].namespaces,
+            ["shop"]
+        );
+        let job = c.kubernetes.annotation_job.unwrap();
+        assert!(job.honor_labels && job.kubernetes_sd_configs.len() == 1);
+        // Off, disabled, or the name taken by the user: no built-in job.
+        for yaml in [
+            "kubernetes:\n  annotation_discovery: false\n",
+            "kubernetes:\n  mode: disabled\n",
+            "scrape_configs:\n- job_name: kubernetes-pods\n",
+        ] {
+            assert!(
+                load_from_str(yaml, &[])
+                    .unwrap()
+                    .kubernetes
+                    .annotation_job
+                    .is_none(),
+                "{yaml}"
+            );
+        }
+    }
+
+    #[test]
     fn errors_name_the_field() {
         for (yaml, path) in [
             ("kubernetes:\n  mode: sometimes\n", "kubernetes.mode"),
@@ -170,6 +319,18 @@ mod tests {
                 "kubernetes.pod_labels[0]",
             ),
             ("kubernetes:\n  watch_everything: true\n", "kubernetes"),
+            (
+                "scrape_configs:\n- job_name: a\n  kubernetes_sd_configs:\n  - role: node\n",
+                "scrape_configs[0].kubernetes_sd_configs[0].role",
+            ),
+            (
+                "scrape_configs:\n- job_name: a\n  kubernetes_sd_configs:\n  - {}\n",
+                "scrape_configs[0].kubernetes_sd_configs[0].role",
+            ),
+            (
+                "scrape_configs:\n- job_name: a\n  kubernetes_sd_configs:\n  - role: pod\n    api_server: https://x\n",
+                "api_server",
+            ),
         ] {
             let e = load_from_str(yaml, &[]).unwrap_err().to_string();
             assert!(e.contains(path), "{yaml}: {e}");

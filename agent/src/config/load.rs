@@ -23,11 +23,11 @@ use serde::Deserialize;
 use super::error::{ConfigError, display_path, from_yaml, with_hint};
 use super::global::RawGlobal;
 use super::http_client::resolve_paths;
-use super::kubernetes::RawKubernetes;
+use super::kubernetes::{ANNOTATION_JOB, RawKubernetes, annotation_job};
 use super::remote_write::{self, RawRemoteWrite};
 use super::scrape::{self, RawScrapeConfig};
 use super::server::{RawLogging, RawServer, RawStorage};
-use super::types::Config;
+use super::types::{Config, KubeMode};
 use super::unique_map::UniqueMap;
 
 /// Prefix of the override variables, followed by one `_`.
@@ -111,6 +111,15 @@ pub fn load_from_str(yaml: &str, env: &[(String, String)]) -> Result<Config, Con
     let global = raw.global.unwrap_or_default().build()?;
     let scrape_configs = scrape::build_all(raw.scrape_configs.unwrap_or_default(), &global)?;
     let remote_write = remote_write::build_all(raw.remote_write.unwrap_or_default())?;
+    let mut kubernetes = raw.kubernetes.unwrap_or_default().build()?;
+    // The chart's job is added by the app only when Kubernetes is reachable,
+    // and never over a user's job of the same name.
+    if kubernetes.annotation_discovery
+        && kubernetes.mode != KubeMode::Disabled
+        && !scrape_configs.iter().any(|s| s.job_name == ANNOTATION_JOB)
+    {
+        kubernetes.annotation_job = annotation_job(&global)?.pop();
+    }
     Ok(Config {
         global,
         scrape_configs,
@@ -118,7 +127,7 @@ pub fn load_from_str(yaml: &str, env: &[(String, String)]) -> Result<Config, Con
         server: raw.server.unwrap_or_default().build()?,
         storage: raw.storage.unwrap_or_default().build()?,
         logging: raw.logging.unwrap_or_default().build()?,
-        kubernetes: raw.kubernetes.unwrap_or_default().build()?,
+        kubernetes,
     })
 }
 

@@ -37,6 +37,7 @@ mod tests;
 pub use bytesize::parse_bytes;
 pub use duration::{format_duration, parse_duration};
 pub use error::ConfigError;
+pub use kubernetes::{ANNOTATION_JOB, ANNOTATION_JOB_YAML};
 pub use load::{load, load_from_str};
 pub use scrape::SELF_JOB;
 pub use server::{DEFAULT_LISTEN_ADDRESS, DEFAULT_LOG_LEVEL, DEFAULT_STORAGE_PATH};

@@ -11,13 +11,14 @@ use super::error::{ConfigError, field};
 use super::flag::Flag;
 use super::global::{build_labels, check_timeout, nonzero};
 use super::http_client::{RawAuthorization, RawBasicAuth, RawHttp, RawTls};
+use super::kubernetes::RawKubernetesSd;
 use super::types::{Global, Scheme, ScrapeConfig, Secret, StaticConfig};
 use super::unique_map::UniqueMap;
 use crate::relabel::{RelabelConfig, Rules};
 
-/// One `scrape_configs:` entry as written. Service discovery sections
-/// (`kubernetes_sd_configs`, …) will be added here; until then they are
-/// refused like any unknown key.
+/// One `scrape_configs:` entry as written. Of the service discovery
+/// sections only `kubernetes_sd_configs` (role `pod`, this node) exists;
+/// others are refused like any unknown key.
 #[derive(Debug, Deserialize)]
 #[serde(
     deny_unknown_fields,
@@ -38,6 +39,8 @@ pub(super) struct RawScrapeConfig {
     params: Option<UniqueMap<Vec<String>>>,
     /// Fixed targets with labels.
     static_configs: Option<Vec<RawStaticConfig>>,
+    /// Pods of this node as targets (`role: pod`).
+    kubernetes_sd_configs: Option<Vec<RawKubernetesSd>>,
     /// Keep the target's labels when they clash with target labels (default false).
     honor_labels: Option<Flag>,
     /// Use the timestamps in the exposition (default true).
@@ -153,6 +156,13 @@ impl RawScrapeConfig {
             .enumerate()
             .map(|(i, s)| s.build(&format!("{path}.static_configs[{i}]")))
             .collect::<Result<_, _>>()?;
+        let kubernetes_sd_configs = self
+            .kubernetes_sd_configs
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, k)| k.build(&format!("{path}.kubernetes_sd_configs[{i}]")))
+            .collect::<Result<_, _>>()?;
         let http = RawHttp {
             tls_config: self.tls_config,
             authorization: self.authorization,
@@ -169,6 +179,7 @@ impl RawScrapeConfig {
             scheme,
             params,
             static_configs,
+            kubernetes_sd_configs,
             honor_labels: self.honor_labels.is_some_and(|f| f.0),
             honor_timestamps: self.honor_timestamps.is_none_or(|f| f.0),
             http,

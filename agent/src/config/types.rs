@@ -78,6 +78,8 @@ pub struct ScrapeConfig {
     pub params: Vec<(String, String)>,
     /// Static targets and their labels.
     pub static_configs: Vec<StaticConfig>,
+    /// Pod discovery on this node (`kubernetes_sd_configs`, role `pod`).
+    pub kubernetes_sd_configs: Vec<KubernetesSdConfig>,
     /// Keep the target's labels on clashes instead of renaming them `exported_*`.
     pub honor_labels: bool,
     /// Use timestamps from the exposition when present.
@@ -300,4 +302,17 @@ pub struct KubernetesConfig {
     pub hold: Duration,
     /// Bound on held samples.
     pub hold_max_samples: usize,
+    /// Add the community chart's `kubernetes-pods` job (pods annotated
+    /// `prometheus.io/scrape: "true"`), unless a job has that name.
+    pub annotation_discovery: bool,
+    /// That job, built and validated at load time (`None` when off, disabled
+    /// or a user job has its name).
+    pub annotation_job: Option<ScrapeConfig>,
+}
+
+/// One `kubernetes_sd_configs:` entry: `role: pod`, restricted to this node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubernetesSdConfig {
+    /// Namespaces to keep (empty: all).
+    pub namespaces: Vec<String>,
 }

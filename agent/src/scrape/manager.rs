@@ -13,7 +13,7 @@ use super::fetch::Source;
 use super::ingest::IngestRules;
 use super::metrics::ScrapeMetrics;
 use super::scrape_loop::{ScrapeLoop, TargetStatus};
-use super::target::{Target, resolve};
+use super::target::{Target, resolve, resolve_discovered};
 use crate::config::ScrapeConfig;
 use crate::http::{HttpClient, HttpError};
 use crate::model::{Labels, SampleSink};
@@ -33,6 +33,8 @@ pub enum ManagerError {
 }
 
 struct RunningTarget {
+    // Identity of the target (URL, labels, timing): discovery diffs by it.
+    key: String,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     status: Arc<Mutex<TargetStatus>>,
@@ -42,6 +44,8 @@ struct Job {
     // Debug rendering of the job's config: a job is restarted only when it changes.
     fingerprint: String,
     targets: Vec<RunningTarget>,
+    // Kept to re-plan the job's targets when discovery changes them.
+    config: Option<Box<ScrapeConfig>>,
 }
 
 /// A target about to get its loop.
@@ -56,20 +60,26 @@ struct PlannedTarget {
 enum Plan {
     /// Unchanged: leave it running.
     Keep,
-    /// New or changed: (re)start it with these targets.
-    Start(Vec<PlannedTarget>),
+    /// New or changed: (re)start it with these targets (and its config, for
+    /// jobs whose targets discovery may change).
+    Start(Vec<PlannedTarget>, Option<Box<ScrapeConfig>>),
 }
 
-/// Resolves a job's targets and builds its client (the only fallible step).
-fn plan_job(cfg: &ScrapeConfig) -> Result<Vec<PlannedTarget>, ManagerError> {
+/// Resolves a job's static and discovered targets and builds its client
+/// (the only fallible step). Identical targets (e.g. two ports of one pod
+/// relabeled to the same address) are scraped once, as in Prometheus.
+fn plan_job(cfg: &ScrapeConfig, discovered: &[Labels]) -> Result<Vec<PlannedTarget>, ManagerError> {
     let client = HttpClient::new(&cfg.http).map_err(|source| ManagerError::Client {
         job: cfg.job_name.clone(),
         source,
     })?;
-    let resolved = resolve(cfg);
+    let mut resolved = resolve(cfg);
+    resolve_discovered(cfg, discovered, &mut resolved);
     for e in &resolved.errors {
         warn!(job = %cfg.job_name, error = %e, "target skipped");
     }
+    let mut seen = std::collections::HashSet::new();
+    resolved.targets.retain(|t| seen.insert(target_key(t)));
     Ok(resolved
         .targets
         .into_iter()
@@ -87,6 +97,10 @@ fn plan_job(cfg: &ScrapeConfig) -> Result<Vec<PlannedTarget>, ManagerError> {
             body_limit: cfg.body_size_limit,
         })
         .collect())
+}
+
+fn target_key(t: &Target) -> String {
+    format!("{t:?}")
 }
 
 fn plan_self(s: &SelfScrape) -> PlannedTarget {
@@ -120,6 +134,8 @@ pub struct ScrapeManager {
     metrics: ScrapeMetrics,
     jobs: BTreeMap<String, Job>,
     statuses: Arc<RwLock<Vec<Arc<Mutex<TargetStatus>>>>>,
+    // Discovered target label sets per job (before relabeling).
+    discovered: BTreeMap<String, Vec<Labels>>,
 }
 
 /// A cheap handle that reads target statuses while the manager runs.
@@ -151,6 +167,7 @@ impl ScrapeManager {
             metrics: ScrapeMetrics::register(registry),
             jobs: BTreeMap::new(),
             statuses: Arc::default(),
+            discovered: BTreeMap::new(),
         }
     }
 
@@ -175,7 +192,11 @@ impl ScrapeManager {
             let plan = if self.is_running(&cfg.job_name, &fingerprint) {
                 Plan::Keep
             } else {
-                Plan::Start(plan_job(cfg)?)
+                let found = self
+                    .discovered
+                    .get(&cfg.job_name)
+                    .map_or(&[][..], Vec::as_slice);
+                Plan::Start(plan_job(cfg, found)?, Some(Box::new(cfg.clone())))
             };
             wanted.insert(cfg.job_name.clone(), (fingerprint, plan));
         }
@@ -184,7 +205,7 @@ impl ScrapeManager {
             let plan = if self.is_running(&s.target.job, &fingerprint) {
                 Plan::Keep
             } else {
-                Plan::Start(vec![plan_self(s)])
+                Plan::Start(vec![plan_self(s)], None)
             };
             wanted.insert(s.target.job.clone(), (fingerprint, plan));
         }
@@ -202,8 +223,11 @@ impl ScrapeManager {
             }
         }
         stop_all(stopping).await;
+        self.discovered.retain(|job, _| wanted.contains_key(job));
         for (name, (fingerprint, plan)) in wanted {
-            let Plan::Start(planned) = plan else { continue };
+            let Plan::Start(planned, config) = plan else {
+                continue;
+            };
             info!(job = %name, targets = planned.len(), "starting scrape job");
             let targets = planned.into_iter().map(|p| self.spawn(p)).collect();
             self.jobs.insert(
@@ -211,11 +235,71 @@ impl ScrapeManager {
                 Job {
                     fingerprint,
                     targets,
+                    config,
                 },
             );
         }
         self.publish_statuses();
         Ok(())
+    }
+
+    /// Replaces the discovered targets of `job` (label sets with
+    /// `__address__` and `__meta_*` labels, before relabeling). Only the
+    /// difference is applied: unchanged targets keep running (and their
+    /// series caches), vanished ones stop (marking their series stale), new
+    /// ones start. Discovery for a job not (yet) configured is kept for
+    /// when it is.
+    pub async fn set_discovered(&mut self, job: &str, targets: Vec<Labels>) {
+        let Some(config) = self.jobs.get(job).and_then(|j| j.config.clone()) else {
+            self.discovered.insert(job.to_owned(), targets);
+            return;
+        };
+        let planned = match plan_job(&config, &targets) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(job, error = %e, "discovered targets not applied");
+                return;
+            }
+        };
+        self.discovered.insert(job.to_owned(), targets);
+        let Some(running) = self.jobs.get_mut(job) else {
+            return;
+        };
+        let mut old: BTreeMap<String, RunningTarget> = std::mem::take(&mut running.targets)
+            .into_iter()
+            .map(|t| (t.key.clone(), t))
+            .collect();
+        let mut kept = Vec::new();
+        let mut new = Vec::new();
+        for p in planned {
+            match old.remove(&target_key(&p.target)) {
+                Some(t) => kept.push(t),
+                None => new.push(p),
+            }
+        }
+        let (started, stopped) = (new.len(), old.len());
+        stop_all(old.into_values().collect()).await;
+        kept.extend(new.into_iter().map(|p| self.spawn(p)));
+        if let Some(running) = self.jobs.get_mut(job) {
+            running.targets = kept;
+        }
+        if started + stopped > 0 {
+            info!(job, started, stopped, "discovered targets changed");
+        }
+        self.publish_statuses();
+    }
+
+    /// Jobs that discover targets from Kubernetes, with their config.
+    pub fn kubernetes_sd_jobs(&self) -> Vec<(String, crate::config::KubernetesSdConfig)> {
+        self.jobs
+            .iter()
+            .filter_map(|(name, j)| j.config.as_ref().map(|c| (name, c)))
+            .flat_map(|(name, c)| {
+                c.kubernetes_sd_configs
+                    .iter()
+                    .map(move |sd| (name.clone(), sd.clone()))
+            })
+            .collect()
     }
 
     fn is_running(&self, job: &str, fingerprint: &str) -> bool {
@@ -225,6 +309,7 @@ impl ScrapeManager {
     }
 
     fn spawn(&self, p: PlannedTarget) -> RunningTarget {
+        let key = target_key(&p.target);
         let scrape = ScrapeLoop::new(
             p.target,
             p.source,
@@ -236,7 +321,12 @@ impl ScrapeManager {
         let status = scrape.status();
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(scrape.run(stop_rx));
-        RunningTarget { stop, task, status }
+        RunningTarget {
+            key,
+            stop,
+            task,
+            status,
+        }
     }
 
     fn publish_statuses(&self) {

@@ -101,6 +101,18 @@ pub fn resolve(cfg: &ScrapeConfig) -> Resolved {
     out
 }
 
+/// Adds the targets of discovered label sets (each with `__address__`)
+/// to `out`, through the same [`populate`] as static targets.
+pub fn resolve_discovered(cfg: &ScrapeConfig, discovered: &[Labels], out: &mut Resolved) {
+    for labels in discovered {
+        match populate(cfg, labels.clone()) {
+            Ok(Some(t)) => out.targets.push(t),
+            Ok(None) => out.dropped += 1,
+            Err(e) => out.errors.push(e),
+        }
+    }
+}
+
 /// Builds one target from its discovered labels (`__address__` and group
 /// labels), exactly in the order Prometheus does it.
 pub fn populate(cfg: &ScrapeConfig, mut labels: Labels) -> Result<Option<Target>, TargetError> {
@@ -254,6 +266,7 @@ pub(crate) mod tests {
                 targets: targets.iter().map(|t| (*t).to_owned()).collect(),
                 labels: Labels::from_pairs([("env", "prod")]),
             }],
+            kubernetes_sd_configs: Vec::new(),
             honor_labels: false,
             honor_timestamps: true,
             http: HttpClientConfig::default(),

@@ -94,7 +94,7 @@ fn unknown_fields_are_refused_at_every_level() {
 fn unsupported_prometheus_settings_explain_themselves() {
     let cases: &[(&str, &str)] = &[
         (
-            "scrape_configs:\n- job_name: a\n  kubernetes_sd_configs:\n  - role: pod\n",
+            "scrape_configs:\n- job_name: a\n  consul_sd_configs:\n  - server: c:8500\n",
             "service discovery other than static_configs",
         ),
         ("rule_files: []\n", "evaluates no rules"),
