@@ -2,8 +2,9 @@
 //! SIGHUP and shuts it down on SIGTERM/SIGINT.
 //!
 //! ```text
-//! ScrapeManager ──samples──> RemoteWriter (SampleSink) ──> backends
-//!      └─ self-scrape of the registry (job="crowsnest")
+//! ScrapeManager ──samples──> Enricher ──> RemoteWriter (SampleSink) ──> backends
+//!      │  └─ self-scrape          ^ pod labels
+//!      └── discovered targets <── Kubernetes (node's pods)
 //! ```
 
 use std::future::Future;
@@ -19,7 +20,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{RwLock, watch};
 use tracing::{error, info, warn};
 
-use crate::config::{self, Config, ConfigError};
+use crate::config::{self, Config, ConfigError, ScrapeConfig};
+use crate::enrich::{EnrichMetrics, Enricher, HoldConfig, LabelPlan};
+use crate::kube::{KubeMetrics, Kubernetes, discovery};
 use crate::remote_write::{RemoteWriteError, RemoteWriter};
 use crate::scrape::manager::ManagerError;
 use crate::scrape::{ScrapeManager, SelfScrape, StatusBoard, self_target};
@@ -28,6 +31,8 @@ use crate::telemetry::{self, LogHandle};
 
 /// How long queued samples may take to flush on shutdown.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(10);
+/// Pod changes within this window become one discovery update.
+const DISCOVERY_DEBOUNCE: Duration = Duration::from_millis(500);
 
 /// The agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +71,7 @@ struct AppStatus {
     ready: Arc<AtomicBool>,
     targets: StatusBoard,
     remote: Arc<RwLock<Option<RemoteWriter>>>,
+    kube: Arc<Kubernetes>,
 }
 
 impl StatusSource for AppStatus {
@@ -77,6 +83,7 @@ impl StatusSource for AppStatus {
             if let Some(remote) = self.remote.read().await.as_ref() {
                 s.remote_write = remote.status();
             }
+            s.kubernetes = Some(self.kube.status());
             s
         })
     }
@@ -125,14 +132,35 @@ pub async fn run(
     config: Config,
     log: LogHandle,
 ) -> Result<(), AppError> {
-    let node = node_name();
+    let node = config
+        .kubernetes
+        .node_name
+        .clone()
+        .unwrap_or_else(node_name);
     let mut registry = telemetry::base_registry();
     let reload_metrics = ReloadMetrics::register(&mut registry);
+    let kube_metrics = KubeMetrics::register(&mut registry);
+    let enrich_metrics = EnrichMetrics::register(&mut registry);
     let mut remote = RemoteWriter::new(&mut registry);
     remote
         .apply(&config.remote_write, &config.global.external_labels)
         .await?;
-    let mut scrapes = ScrapeManager::new(remote.sink(), &mut registry);
+    let kube = Arc::new(Kubernetes::start(&config.kubernetes, node.clone(), kube_metrics).await);
+    let enricher = Enricher::spawn(
+        remote.sink(),
+        kube.store.clone(),
+        LabelPlan::new(
+            &node,
+            &config.kubernetes.pod_labels,
+            kube.plain_host.is_some(),
+        ),
+        HoldConfig {
+            hold: config.kubernetes.hold,
+            max_samples: config.kubernetes.hold_max_samples,
+        },
+        enrich_metrics,
+    );
+    let mut scrapes = ScrapeManager::new(enricher.sink(), &mut registry);
     let registry = Arc::new(registry);
     let remote = Arc::new(RwLock::new(Some(remote)));
 
@@ -149,8 +177,10 @@ pub async fn run(
             }
         };
     scrapes
-        .apply(&config.scrape_configs, self_scrape(&config).as_ref())
+        .apply(&scrape_jobs(&config, &kube), self_scrape(&config).as_ref())
         .await?;
+    let mut pod_changes = kube.store.changes();
+    discover(&mut scrapes, &kube).await;
 
     let ready = Arc::new(AtomicBool::new(false));
     let state = State {
@@ -162,6 +192,7 @@ pub async fn run(
             ready: ready.clone(),
             targets: scrapes.status_board(),
             remote: remote.clone(),
+            kube: kube.clone(),
         }),
     };
     let server = Server::bind(listen, state).await?;
@@ -179,8 +210,15 @@ pub async fn run(
             _ = term.recv() => { info!("SIGTERM received, shutting down"); break; }
             _ = int.recv() => { info!("SIGINT received, shutting down"); break; }
             _ = hup.recv() => {
-                let ok = reload(config_path.as_deref(), &log, &remote, &mut scrapes, &self_scrape).await;
+                let ok = reload(config_path.as_deref(), &log, &remote, &mut scrapes, &self_scrape, &kube).await;
                 reload_metrics.record(ok);
+                discover(&mut scrapes, &kube).await;
+            }
+            Ok(()) = pod_changes.changed() => {
+                // Coalesce bursts (a rollout changes many pods at once).
+                tokio::time::sleep(DISCOVERY_DEBOUNCE).await;
+                pod_changes.mark_unchanged();
+                discover(&mut scrapes, &kube).await;
             }
         }
     }
@@ -188,6 +226,7 @@ pub async fn run(
     ready.store(false, Ordering::Release);
     // Stop producers first so their stale markers are queued, then flush.
     scrapes.shutdown().await;
+    enricher.flush();
     if let Some(remote) = remote.write().await.take() {
         remote.shutdown(SHUTDOWN_FLUSH).await;
     }
@@ -199,6 +238,39 @@ pub async fn run(
     Ok(())
 }
 
+/// The user's jobs plus the chart's `kubernetes-pods` job when the pod
+/// watch runs (the `kubernetes:` section itself is not reloaded: the watch
+/// keeps running as started).
+fn scrape_jobs(config: &Config, kube: &Kubernetes) -> Vec<ScrapeConfig> {
+    let mut jobs = config.scrape_configs.clone();
+    if kube.plain_host.is_none()
+        && let Some(job) = &config.kubernetes.annotation_job
+    {
+        jobs.push(job.clone());
+    }
+    jobs
+}
+
+/// Hands every `kubernetes_sd_configs` job the current pods of this node.
+async fn discover(scrapes: &mut ScrapeManager, kube: &Kubernetes) {
+    let jobs = scrapes.kubernetes_sd_jobs();
+    if jobs.is_empty() {
+        return;
+    }
+    let pods = kube.store.pods();
+    let mut by_job: std::collections::BTreeMap<String, Vec<crate::model::Labels>> =
+        std::collections::BTreeMap::new();
+    for (job, sd) in jobs {
+        by_job
+            .entry(job)
+            .or_default()
+            .extend(discovery::pod_targets(&pods, &sd.namespaces));
+    }
+    for (job, targets) in by_job {
+        scrapes.set_discovered(&job, targets).await;
+    }
+}
+
 /// Re-reads the config; on any error the running pipeline is left as it was.
 async fn reload(
     path: Option<&std::path::Path>,
@@ -206,6 +278,7 @@ async fn reload(
     remote: &RwLock<Option<RemoteWriter>>,
     scrapes: &mut ScrapeManager,
     self_scrape: &impl Fn(&Config) -> Option<SelfScrape>,
+    kube: &Kubernetes,
 ) -> bool {
     info!("SIGHUP received, reloading the configuration");
     let config = match config::load(path) {
@@ -227,7 +300,7 @@ async fn reload(
         return false;
     }
     if let Err(e) = scrapes
-        .apply(&config.scrape_configs, self_scrape(&config).as_ref())
+        .apply(&scrape_jobs(&config, kube), self_scrape(&config).as_ref())
         .await
     {
         error!(error = %e, "reload: scrape_configs not applied; keeping the previous jobs");

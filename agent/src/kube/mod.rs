@@ -15,6 +15,7 @@
 
 pub mod cgroup;
 mod client;
+pub mod discovery;
 mod metrics;
 mod owner;
 mod pod;
@@ -65,6 +66,19 @@ impl KubeError {
     }
 }
 
+/// What `/api/v1/status` shows about Kubernetes metadata.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KubeStatus {
+    /// `kubernetes` or `plain-host`.
+    pub mode: &'static str,
+    /// Why plain-host mode, if so.
+    pub reason: Option<String>,
+    /// True once the first pod list succeeded.
+    pub synced: bool,
+    /// Pods of this node cached.
+    pub pods: usize,
+}
+
 /// The metadata source the rest of the agent uses.
 pub struct Kubernetes {
     /// Pods on this node (stays empty in plain-host mode).
@@ -80,6 +94,30 @@ pub struct Kubernetes {
 }
 
 impl Kubernetes {
+    /// A snapshot for the status page.
+    pub fn status(&self) -> KubeStatus {
+        KubeStatus {
+            mode: if self.plain_host.is_some() {
+                "plain-host"
+            } else {
+                "kubernetes"
+            },
+            reason: self.plain_host.clone(),
+            synced: self.synced.as_ref().is_some_and(Synced::is_synced),
+            pods: self.store.len(),
+        }
+    }
+
+    /// Waits (at most `timeout`) for the first pod list; true at once in
+    /// plain-host mode. Producers whose series need pod labels from their
+    /// first sample (eBPF) start after this.
+    pub async fn wait_synced(&self, timeout: std::time::Duration) -> bool {
+        match &self.synced {
+            Some(s) => s.wait(timeout).await,
+            None => true,
+        }
+    }
+
     /// Starts the pod watch per `cfg`, or plain-host mode when disabled or no
     /// client configuration is found (logged once here, shown in status).
     pub async fn start(cfg: &KubernetesConfig, node: String, metrics: KubeMetrics) -> Self {

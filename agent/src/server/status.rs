@@ -5,6 +5,7 @@ use std::pin::Pin;
 
 use serde::Serialize;
 
+use crate::kube::KubeStatus;
 use crate::remote_write::EndpointStatus;
 use crate::scrape::TargetStatus;
 use crate::telemetry::VERSION;
@@ -24,6 +25,8 @@ pub struct AgentStatus {
     pub targets: Vec<TargetStatus>,
     /// Every remote-write endpoint.
     pub remote_write: Vec<EndpointStatus>,
+    /// Kubernetes metadata (pod watch or plain-host mode).
+    pub kubernetes: Option<KubeStatus>,
 }
 
 impl AgentStatus {
@@ -36,6 +39,7 @@ impl AgentStatus {
             ready: false,
             targets: Vec::new(),
             remote_write: Vec::new(),
+            kubernetes: None,
         }
     }
 }
