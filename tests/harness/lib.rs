@@ -1,5 +1,6 @@
 //! Test harness for crowsnest's integration tests: real Prometheus and VictoriaMetrics
-//! processes, an in-process scrape target, the agent binary, and a remote-write encoder.
+//! processes, an in-process scrape target, an in-process Kubernetes API server, the agent
+//! binary, and a remote-write encoder.
 //!
 //! Everything listens on 127.0.0.1 on ports chosen at run time, every wait is bounded, and
 //! every child process is stopped when its handle drops. External programs come from
@@ -12,6 +13,7 @@ pub mod deps_table;
 pub mod exporter;
 pub mod http;
 pub mod instance;
+pub mod kube_api;
 pub mod ports;
 pub mod process;
 pub mod prom_api;

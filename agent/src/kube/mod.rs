@@ -22,7 +22,10 @@ mod pod;
 mod reflector;
 mod store;
 
+// The test API server lives in the harness crate (real-binary tests use it
+// too); the unit tests include the same file.
 #[cfg(test)]
+#[path = "../../../tests/harness/kube_api/mod.rs"]
 pub(crate) mod test_api;
 #[cfg(test)]
 mod tests;

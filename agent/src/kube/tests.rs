@@ -26,7 +26,7 @@ fn pod(i: usize, node: &str) -> PodFixture {
 }
 
 async fn reflect(api: &KubeApi, node: &str, metrics: KubeMetrics) -> PodReflector {
-    let client = api.client().await;
+    let client = client(Some(&api.kubeconfig())).await.unwrap();
     let owners = Arc::new(OwnerResolver::new(
         Some(client.clone()),
         Duration::from_secs(60),
@@ -61,7 +61,8 @@ async fn lists_and_watches_only_this_node() {
     api.seed_pods([
         pod(1, "node-a")
             .init_container("init", &format!("cri-o://{}", cid(101)))
-            .ip("10.1.0.1"),
+            .ip("10.1.0.1")
+            .port("app", 8080),
         pod(2, "node-b"),
         pod(3, "node-a"),
     ]);
@@ -85,6 +86,14 @@ async fn lists_and_watches_only_this_node() {
     // Init containers are indexed too, and pods are found by IP.
     assert_eq!(store.by_container_id(&cid(101)).unwrap().name, "pod-1");
     assert_eq!(store.by_ip("10.1.0.1").unwrap().name, "pod-1");
+    assert_eq!(
+        store.by_endpoint("10.1.0.1", 8080).unwrap().ports[0].container,
+        "app"
+    );
+    assert_eq!(
+        store.by_endpoint("10.1.0.1", 8080).unwrap().ports[0].container,
+        "app"
+    );
 
     api.put_pod(&pod(4, "node-a"));
     api.put_pod(&pod(5, "node-b"));

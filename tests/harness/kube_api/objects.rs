@@ -5,22 +5,34 @@ use serde_json::{Value, json};
 
 /// A pod fixture.
 #[derive(Clone, Debug)]
-pub(crate) struct PodFixture {
-    pub(crate) namespace: String,
-    pub(crate) name: String,
-    pub(crate) uid: String,
-    pub(crate) node: String,
-    pub(crate) ip: String,
-    pub(crate) owner: Option<(String, String)>,
-    pub(crate) labels: Vec<(String, String)>,
-    pub(crate) annotations: Vec<(String, String)>,
+pub struct PodFixture {
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.uid`.
+    pub uid: String,
+    /// `spec.nodeName`.
+    pub node: String,
+    /// `status.podIP` (empty: none yet).
+    pub ip: String,
+    /// Controller owner (kind, name).
+    pub owner: Option<(String, String)>,
+    /// `metadata.labels`.
+    pub labels: Vec<(String, String)>,
+    /// `metadata.annotations`.
+    pub annotations: Vec<(String, String)>,
     /// (name, runtime-prefixed id or "" when not started yet)
-    pub(crate) containers: Vec<(String, String)>,
-    pub(crate) init_containers: Vec<(String, String)>,
+    pub containers: Vec<(String, String)>,
+    /// Init containers, same shape.
+    pub init_containers: Vec<(String, String)>,
+    /// Declared container ports (container, port).
+    pub ports: Vec<(String, u16)>,
 }
 
 impl PodFixture {
-    pub(crate) fn new(namespace: &str, name: &str, uid: &str, node: &str) -> Self {
+    /// A pod on `node`; add containers, owner and labels with the builders.
+    pub fn new(namespace: &str, name: &str, uid: &str, node: &str) -> Self {
         Self {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
@@ -32,41 +44,54 @@ impl PodFixture {
             annotations: Vec::new(),
             containers: Vec::new(),
             init_containers: Vec::new(),
+            ports: Vec::new(),
         }
     }
 
-    pub(crate) fn owner(mut self, kind: &str, name: &str) -> Self {
+    /// Declares `port` on `container`.
+    pub fn port(mut self, container: &str, port: u16) -> Self {
+        self.ports.push((container.to_owned(), port));
+        self
+    }
+
+    /// Sets the controller owner.
+    pub fn owner(mut self, kind: &str, name: &str) -> Self {
         self.owner = Some((kind.to_owned(), name.to_owned()));
         self
     }
 
-    pub(crate) fn label(mut self, k: &str, v: &str) -> Self {
+    /// Adds a label.
+    pub fn label(mut self, k: &str, v: &str) -> Self {
         self.labels.push((k.to_owned(), v.to_owned()));
         self
     }
 
-    pub(crate) fn annotation(mut self, k: &str, v: &str) -> Self {
+    /// Adds an annotation.
+    pub fn annotation(mut self, k: &str, v: &str) -> Self {
         self.annotations.push((k.to_owned(), v.to_owned()));
         self
     }
 
-    pub(crate) fn container(mut self, name: &str, id: &str) -> Self {
+    /// Adds a container; `id` is runtime-prefixed (`containerd://…`) or empty.
+    pub fn container(mut self, name: &str, id: &str) -> Self {
         self.containers.push((name.to_owned(), id.to_owned()));
         self
     }
 
-    pub(crate) fn init_container(mut self, name: &str, id: &str) -> Self {
+    /// Adds an init container.
+    pub fn init_container(mut self, name: &str, id: &str) -> Self {
         self.init_containers.push((name.to_owned(), id.to_owned()));
         self
     }
 
-    pub(crate) fn ip(mut self, ip: &str) -> Self {
+    /// Sets the pod IP.
+    pub fn ip(mut self, ip: &str) -> Self {
         self.ip = ip.to_owned();
         self
     }
 
     /// The `v1.Pod` JSON (without resourceVersion; the server sets it).
-    pub(crate) fn json(&self) -> Value {
+    pub fn json(&self) -> Value {
         let map = |pairs: &[(String, String)]| -> Value {
             pairs
                 .iter()
@@ -91,8 +116,13 @@ impl PodFixture {
         };
         let spec_containers = |list: &[(String, String)]| -> Value {
             list.iter()
-                .map(|(name, _)| json!({"name": name, "image": format!("registry.example/{name}:1"),
-                    "resources": {}, "terminationMessagePath": "/dev/termination-log", "imagePullPolicy": "IfNotPresent"}))
+                .map(|(name, _)| {
+                    let ports: Vec<Value> = self.ports.iter().filter(|(c, _)| c == name)
+                        .map(|(_, p)| json!({"name": format!("p{p}"), "containerPort": p, "protocol": "TCP"}))
+                        .collect();
+                    json!({"name": name, "image": format!("registry.example/{name}:1"), "ports": ports,
+                        "resources": {}, "terminationMessagePath": "/dev/termination-log", "imagePullPolicy": "IfNotPresent"})
+                })
                 .collect()
         };
         let mut metadata = json!({
@@ -135,7 +165,7 @@ impl PodFixture {
 }
 
 /// An `apps/v1` ReplicaSet owned by a Deployment.
-pub(crate) fn replica_set(ns: &str, name: &str, deployment: &str) -> Value {
+pub fn replica_set(ns: &str, name: &str, deployment: &str) -> Value {
     json!({
         "kind": "ReplicaSet", "apiVersion": "apps/v1",
         "metadata": {"name": name, "namespace": ns, "uid": format!("rs-{name}"), "resourceVersion": "7",
@@ -148,7 +178,7 @@ pub(crate) fn replica_set(ns: &str, name: &str, deployment: &str) -> Value {
 }
 
 /// A `batch/v1` Job owned by a CronJob.
-pub(crate) fn job(ns: &str, name: &str, cronjob: &str) -> Value {
+pub fn job(ns: &str, name: &str, cronjob: &str) -> Value {
     json!({
         "kind": "Job", "apiVersion": "batch/v1",
         "metadata": {"name": name, "namespace": ns, "uid": format!("job-{name}"), "resourceVersion": "9",
@@ -160,7 +190,7 @@ pub(crate) fn job(ns: &str, name: &str, cronjob: &str) -> Value {
 }
 
 /// A `meta/v1` Status failure.
-pub(crate) fn status(code: u16, reason: &str, message: &str) -> Value {
+pub fn status(code: u16, reason: &str, message: &str) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
         "message": message, "reason": reason, "code": code})
 }

@@ -4,8 +4,18 @@
 //! bookmarks and 410 Gone after compaction), ReplicaSets and Jobs; faults are
 //! injectable (500s, 410 Gone, dropped connections). kube-rs reaches it
 //! through a kubeconfig, exactly as it reaches a cluster.
+//!
+//! One implementation, two users: the harness crate (real-binary tests) and
+//! the agent's unit tests, which include this file with `#[path]`; so it
+//! depends only on crates both have.
 
-pub(crate) mod objects;
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test server: a broken fixture or socket should panic loudly"
+)]
+
+/// JSON builders of API objects.
+pub mod objects;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -24,19 +34,22 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc};
 
-pub(crate) use objects::PodFixture;
+pub use objects::PodFixture;
 
 type Body = BoxBody<Bytes, std::io::Error>;
 
 /// One request the server saw.
 #[derive(Clone, Debug)]
-pub(crate) struct SeenRequest {
-    pub(crate) path: String,
-    pub(crate) query: HashMap<String, String>,
+pub struct SeenRequest {
+    /// URL path.
+    pub path: String,
+    /// Decoded query parameters.
+    pub query: HashMap<String, String>,
 }
 
 impl SeenRequest {
-    pub(crate) fn is_watch(&self) -> bool {
+    /// True for `?watch=true` requests.
+    pub fn is_watch(&self) -> bool {
         self.query
             .get("watch")
             .is_some_and(|w| w == "true" || w == "1")
@@ -45,7 +58,7 @@ impl SeenRequest {
 
 /// A fault applied to the next matching request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Fault {
+pub enum Fault {
     /// The next request (any) answers 500.
     Status500,
     /// The next watch answers with an ERROR event 410 Gone.
@@ -68,8 +81,9 @@ struct State {
 }
 
 /// The running server; dropping it stops it.
-pub(crate) struct KubeApi {
-    pub(crate) addr: SocketAddr,
+pub struct KubeApi {
+    /// Where it listens (127.0.0.1, random port).
+    pub addr: SocketAddr,
     ca_pem: String,
     token: String,
     state: Arc<Mutex<State>>,
@@ -111,12 +125,12 @@ fn tls(names: &[&str]) -> (String, Arc<rustls::ServerConfig>) {
 
 impl KubeApi {
     /// Starts a server that accepts `Bearer <token>`.
-    pub(crate) async fn start(token: &str) -> Self {
+    pub async fn start(token: &str) -> Self {
         Self::start_with(token, Duration::from_millis(500)).await
     }
 
     /// Same, sending a bookmark on open watches every `bookmark_every`.
-    pub(crate) async fn start_with(token: &str, bookmark_every: Duration) -> Self {
+    pub async fn start_with(token: &str, bookmark_every: Duration) -> Self {
         let (ca_pem, config) = tls(&["127.0.0.1", "localhost"]);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -165,7 +179,7 @@ impl KubeApi {
     }
 
     /// Writes a kubeconfig pointing at this server (CA file + token).
-    pub(crate) fn kubeconfig(&self) -> PathBuf {
+    pub fn kubeconfig(&self) -> PathBuf {
         let ca = self.dir.path().join("ca.pem");
         std::fs::write(&ca, &self.ca_pem).unwrap();
         let path = self.dir.path().join("kubeconfig");
@@ -177,11 +191,6 @@ impl KubeApi {
         );
         std::fs::write(&path, yaml).unwrap();
         path
-    }
-
-    /// A kube client for this server.
-    pub(crate) async fn client(&self) -> kube::Client {
-        super::client(Some(&self.kubeconfig())).await.unwrap()
     }
 
     fn record(&self, kind: &'static str, mut obj: Value) {
@@ -210,7 +219,7 @@ impl KubeApi {
     }
 
     /// Adds (or replaces) a pod: ADDED / MODIFIED.
-    pub(crate) fn put_pod(&self, pod: &PodFixture) {
+    pub fn put_pod(&self, pod: &PodFixture) {
         let exists = self
             .state
             .lock()
@@ -221,7 +230,7 @@ impl KubeApi {
     }
 
     /// Adds many pods without watch events (initial cluster state).
-    pub(crate) fn seed_pods(&self, pods: impl IntoIterator<Item = PodFixture>) {
+    pub fn seed_pods(&self, pods: impl IntoIterator<Item = PodFixture>) {
         let mut st = self.state.lock().unwrap();
         for pod in pods {
             st.rv += 1;
@@ -233,7 +242,7 @@ impl KubeApi {
     }
 
     /// Deletes a pod: DELETED.
-    pub(crate) fn delete_pod(&self, namespace: &str, name: &str) {
+    pub fn delete_pod(&self, namespace: &str, name: &str) {
         let obj = self
             .state
             .lock()
@@ -247,7 +256,7 @@ impl KubeApi {
     }
 
     /// Serves a ReplicaSet or Job for owner lookups.
-    pub(crate) fn put_owner(&self, obj: Value) {
+    pub fn put_owner(&self, obj: Value) {
         let key = (
             obj["metadata"]["namespace"]
                 .as_str()
@@ -266,29 +275,29 @@ impl KubeApi {
     }
 
     /// Forgets the watch history: resuming from an older rv gets 410 Gone.
-    pub(crate) fn compact(&self) {
+    pub fn compact(&self) {
         let mut st = self.state.lock().unwrap();
         st.history.clear();
         st.compacted = st.rv;
     }
 
     /// Queues a fault for the next matching request.
-    pub(crate) fn inject(&self, fault: Fault) {
+    pub fn inject(&self, fault: Fault) {
         self.state.lock().unwrap().faults.push_back(fault);
     }
 
     /// Aborts every open watch connection (as a restarting API server would).
-    pub(crate) fn drop_watches(&self) {
+    pub fn drop_watches(&self) {
         let _ = self.drop_tx.send(());
     }
 
     /// The requests seen so far.
-    pub(crate) fn seen(&self) -> Vec<SeenRequest> {
+    pub fn seen(&self) -> Vec<SeenRequest> {
         self.state.lock().unwrap().seen.clone()
     }
 
     /// The interval of bookmarks on open watches.
-    pub(crate) fn bookmark_every(&self) -> Duration {
+    pub fn bookmark_every(&self) -> Duration {
         self.bookmark_every
     }
 }

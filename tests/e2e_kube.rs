@@ -1,0 +1,161 @@
+//! End to end with Kubernetes metadata: the real agent binary talks to the in-process API
+//! server over HTTPS with a bearer token (through a kubeconfig, as a developer would),
+//! discovers an annotated pod on its node, scrapes it, enriches its series with pod and
+//! workload labels and remote-writes them to a real Prometheus; deleting the pod makes the
+//! series stale.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use crowsnest_tests::kube_api::objects::replica_set;
+use crowsnest_tests::kube_api::{KubeApi, PodFixture};
+use crowsnest_tests::{Agent, Exporter, PROMETHEUS_BIN, Prometheus, require_binary};
+
+const WAIT: Duration = Duration::from_secs(30);
+const TOKEN: &str = "e2e-token-8c1f";
+const NODE: &str = "e2e-node";
+
+fn agent_config(api: &KubeApi, remote: &str, kube_extra: &str) -> String {
+    format!(
+        "global: {{scrape_interval: 1s, scrape_timeout: 1s}}\n\
+         logging: {{level: debug, format: text}}\n\
+         kubernetes:\n  node_name: {NODE}\n  kubeconfig: {}\n{kube_extra}\
+         remote_write:\n  - url: {remote}\n    queue_config: {{batch_send_deadline: 200ms, min_backoff: 50ms, max_backoff: 500ms}}\n",
+        api.kubeconfig().display()
+    )
+}
+
+#[tokio::test]
+async fn annotated_pod_is_discovered_enriched_and_goes_stale_when_deleted() -> Result<()> {
+    if require_binary(PROMETHEUS_BIN).is_skip() {
+        return Ok(());
+    }
+    let exporter = Exporter::start().await?;
+    exporter.serve_text("# TYPE app_requests_total counter\napp_requests_total 42\n");
+    let port = exporter.addr().port();
+    let api = KubeApi::start(TOKEN).await;
+    api.put_owner(replica_set("shop", "web-7c9d", "web"));
+    let annotated = |name: &str, uid: &str, node: &str, ip: &str| {
+        PodFixture::new("shop", name, uid, node)
+            .owner("ReplicaSet", "web-7c9d")
+            .label("app.kubernetes.io/name", "web")
+            .annotation("prometheus.io/scrape", "true")
+            .annotation("prometheus.io/port", &port.to_string())
+            .container("app", &format!("containerd://{}", "ab".repeat(32)))
+            .port("app", port)
+            .ip(ip)
+    };
+    api.seed_pods([
+        annotated(
+            "web-7c9d-aaaaa",
+            "8d7e5f3a-0000-4000-8000-000000000001",
+            NODE,
+            "127.0.0.1",
+        ),
+        // Another node's pod is never requested, so never scraped.
+        annotated(
+            "web-7c9d-bbbbb",
+            "8d7e5f3a-0000-4000-8000-000000000002",
+            "other-node",
+            "127.0.0.2",
+        ),
+    ]);
+    let receiver = Prometheus::start().await?;
+    let mut agent = Agent::start(&agent_config(
+        &api,
+        &receiver.remote_write_url(),
+        "  mode: enabled\n",
+    ))
+    .await?;
+
+    let query = r#"app_requests_total{job="kubernetes-pods"}"#;
+    let got = receiver
+        .api()
+        .wait_for(query, |r| r.len() == 1, WAIT)
+        .await
+        .with_context(|| agent.log_tail(40))?;
+    let labels = &got[0].0;
+    for (name, want) in [
+        ("namespace", "shop"),
+        ("pod", "web-7c9d-aaaaa"),
+        ("node", NODE),
+        ("container", "app"),
+        ("workload_kind", "Deployment"),
+        ("workload", "web"),
+        ("app_kubernetes_io_name", "web"),
+        ("instance", &format!("127.0.0.1:{port}")),
+    ] {
+        ensure!(
+            labels.get(name).map(String::as_str) == Some(want),
+            "{name}: {labels:?}"
+        );
+    }
+
+    // Only this node's pods were ever asked for.
+    let pod_requests: Vec<_> = api
+        .seen()
+        .into_iter()
+        .filter(|s| s.path == "/api/v1/pods")
+        .collect();
+    ensure!(!pod_requests.is_empty());
+    for s in &pod_requests {
+        ensure!(
+            s.query.get("fieldSelector").map(String::as_str)
+                == Some(&format!("spec.nodeName={NODE}")),
+            "unscoped request: {s:?}"
+        );
+    }
+
+    let status: serde_json::Value =
+        serde_json::from_slice(&agent.get("/api/v1/status").await?.body)?;
+    ensure!(status["kubernetes"]["mode"] == "kubernetes", "{status}");
+    ensure!(
+        status["kubernetes"]["synced"] == true && status["kubernetes"]["pods"] == 1,
+        "{status}"
+    );
+    let metrics = agent.self_metrics().await?;
+    ensure!(
+        metrics.contains("crowsnest_kube_objects{kind=\"pod\"} 1"),
+        "{metrics}"
+    );
+    ensure!(
+        metrics.contains("crowsnest_kube_last_sync_timestamp_seconds "),
+        "{metrics}"
+    );
+
+    // The pod goes away: its target stops and its series are marked stale.
+    api.delete_pod("shop", "web-7c9d-aaaaa");
+    receiver
+        .api()
+        .wait_for(query, Vec::is_empty, WAIT)
+        .await
+        .with_context(|| agent.log_tail(40))?;
+    receiver
+        .api()
+        .wait_for(r#"up{job="kubernetes-pods"}"#, Vec::is_empty, WAIT)
+        .await?;
+    agent.stop()?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_kubernetes_the_agent_runs_in_plain_host_mode() -> Result<()> {
+    let api = KubeApi::start(TOKEN).await;
+    let agent = Agent::start(&agent_config(
+        &api,
+        "http://127.0.0.1:9/api/v1/write",
+        "  mode: disabled\n",
+    ))
+    .await?;
+    let status: serde_json::Value =
+        serde_json::from_slice(&agent.get("/api/v1/status").await?.body)?;
+    ensure!(status["kubernetes"]["mode"] == "plain-host", "{status}");
+    ensure!(
+        status["kubernetes"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("disabled")),
+        "{status}"
+    );
+    ensure!(api.seen().is_empty(), "no API request in plain-host mode");
+    Ok(())
+}
