@@ -159,3 +159,81 @@ async fn without_kubernetes_the_agent_runs_in_plain_host_mode() -> Result<()> {
     ensure!(api.seen().is_empty(), "no API request in plain-host mode");
     Ok(())
 }
+
+/// `process_resident_memory_bytes` from the agent's own metrics.
+async fn rss(agent: &Agent) -> Result<f64> {
+    let text = agent.self_metrics().await?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+        .context("process_resident_memory_bytes")?
+        .trim()
+        .parse()
+        .context("parse RSS")
+}
+
+#[tokio::test]
+async fn ten_thousand_pods_on_a_hundred_nodes_only_this_nodes_are_requested() -> Result<()> {
+    let api = KubeApi::start(TOKEN).await;
+    api.seed_pods((0..10_000).map(|i| {
+        PodFixture::new(
+            "shop",
+            &format!("web-{i}"),
+            &format!("00000000-0000-4000-8000-{i:012}"),
+            &format!("node-{}", i % 100),
+        )
+        .owner("DaemonSet", "web")
+        .label("app", "web")
+        .label("pod-template-hash", "5d9c7b8f6")
+        .annotation(
+            "kubectl.kubernetes.io/last-applied-configuration",
+            &"x".repeat(2000),
+        )
+        .container("app", &format!("containerd://{i:064x}"))
+        .ip(&format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256))
+    }));
+    let config = |node: &str, mode: &str| {
+        format!(
+            "kubernetes:\n  node_name: {node}\n  kubeconfig: {}\n  mode: {mode}\n",
+            api.kubeconfig().display()
+        )
+    };
+    // Three agents: plain-host, a node without pods (the client's own cost)
+    // and node-42 with its 100 pods (the metadata cache's cost).
+    let plain = Agent::start(&config("node-42", "disabled")).await?;
+    let empty = Agent::start(&config("node-empty", "enabled")).await?;
+    let agent = Agent::start(&config("node-42", "enabled")).await?;
+    crowsnest_tests::wait::poll(
+        "100 pods cached",
+        WAIT,
+        Duration::from_millis(100),
+        || async {
+            let m = agent.self_metrics().await?;
+            Ok(m.contains("crowsnest_kube_objects{kind=\"pod\"} 100")
+                .then_some(()))
+        },
+    )
+    .await?;
+    let seen = api.seen();
+    let selectors: std::collections::BTreeSet<_> = seen
+        .iter()
+        .map(|s| s.query.get("fieldSelector").cloned())
+        .collect();
+    let want: std::collections::BTreeSet<_> = ["spec.nodeName=node-42", "spec.nodeName=node-empty"]
+        .iter()
+        .map(|s| Some((*s).to_owned()))
+        .collect();
+    ensure!(selectors == want, "{seen:?}");
+    let mib = |b: f64| b / 1_048_576.0;
+    let (plain, empty, full) = (rss(&plain).await?, rss(&empty).await?, rss(&agent).await?);
+    eprintln!(
+        "scale: 10000 pods / 100 nodes; agent RSS plain-host {:.1} MiB, watching a node without pods {:.1} MiB, \
+         with the node's 100 pods cached {:.1} MiB (client {:+.1} MiB, 100 pods {:+.1} MiB); {} API requests",
+        mib(plain),
+        mib(empty),
+        mib(full),
+        mib(empty - plain),
+        mib(full - empty),
+        seen.len()
+    );
+    Ok(())
+}
