@@ -157,6 +157,10 @@ pub async fn run(
         HoldConfig {
             hold: config.kubernetes.hold,
             max_samples: config.kubernetes.hold_max_samples,
+            until_synced: kube
+                .synced
+                .clone()
+                .map(|s| (s, Instant::now() + config.kubernetes.sync_timeout)),
         },
         enrich_metrics,
     );

@@ -35,7 +35,7 @@ use prometheus_client::registry::Registry;
 
 pub use labels::{LabelPlan, Resolution, names, sanitize};
 
-use crate::kube::PodStore;
+use crate::kube::{PodStore, Synced};
 use crate::model::{Sample, SampleSink, Series, SeriesRef, stale_nan};
 
 /// How often held samples are re-checked and idle cache entries dropped.
@@ -88,12 +88,46 @@ impl EnrichMetrics {
 }
 
 /// Hold settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone)]
 pub struct HoldConfig {
     /// How long a series of an unknown container is held (zero: never).
     pub hold: Duration,
     /// Bound on held samples.
     pub max_samples: usize,
+    /// Until the pod cache's first list (or the deadline, whichever comes
+    /// first), series of unknown pods are held at least that long: after a
+    /// restart nothing is sent unlabelled just because the list is slow.
+    pub until_synced: Option<(Synced, Instant)>,
+}
+
+impl HoldConfig {
+    /// True until the pod cache's first list (always true without one).
+    fn synced(&self) -> bool {
+        self.until_synced
+            .as_ref()
+            .is_none_or(|(s, _)| s.is_synced())
+    }
+
+    /// Whether `e`'s samples are still held at `now`. Once the cache is
+    /// synced, the plain `hold` (from first sight) applies again, so a
+    /// series held for the first list is not held longer than needed.
+    fn still_held(&self, e: &Entry, now: Instant) -> bool {
+        e.resolution == Resolution::Waiting
+            && e.hold_until.is_some_and(|t| t > now)
+            && (!self.synced() || e.first_seen + self.hold > now)
+    }
+
+    /// When a series first seen `now` without its pod stops being held.
+    fn deadline(&self, now: Instant) -> Option<Instant> {
+        let mut until = (!self.hold.is_zero()).then(|| now + self.hold);
+        if let Some((synced, deadline)) = &self.until_synced
+            && !synced.is_synced()
+            && *deadline > now
+        {
+            until = Some(until.map_or(*deadline, |u| u.max(*deadline)));
+        }
+        until
+    }
 }
 
 struct Entry {
@@ -104,6 +138,7 @@ struct Entry {
     generation: u64,
     /// While `Some` and in the future, samples are held.
     hold_until: Option<Instant>,
+    first_seen: Instant,
     last_seen: Instant,
     /// When the entry was last resolved.
     checked: Instant,
@@ -222,8 +257,11 @@ impl Inner {
             } else {
                 Series::new(labels, s.series.metric_type())
             };
-            let hold_until = (resolution == Resolution::Waiting && !self.hold.hold.is_zero())
-                .then(|| now + self.hold.hold);
+            let hold_until = if resolution == Resolution::Waiting {
+                self.hold.deadline(now)
+            } else {
+                None
+            };
             st.cache.insert(
                 key,
                 Entry {
@@ -232,6 +270,7 @@ impl Inner {
                     resolution,
                     generation,
                     hold_until,
+                    first_seen: now,
                     last_seen: now,
                     checked: now,
                 },
@@ -254,8 +293,7 @@ impl Inner {
                 entry.checked = now;
                 self.refresh(entry, generation, s.timestamp_ms, out);
             }
-            let holding = entry.resolution == Resolution::Waiting
-                && entry.hold_until.is_some_and(|t| t > now);
+            let holding = self.hold.still_held(entry, now);
             if !holding && entry.hold_until.is_some() {
                 // Its hold just ended (resolved or expired): earlier samples
                 // still queued must go out before this one.
@@ -327,10 +365,9 @@ impl Inner {
             if entry.resolution == Resolution::Waiting && entry.generation != generation {
                 self.refresh(entry, generation, s.timestamp_ms, out);
             }
-            let expired = entry.hold_until.is_none_or(|t| t <= now);
             // All samples of one series share the entry, so a series is
             // released or kept as a whole and its order is preserved.
-            if !all && !expired && entry.resolution == Resolution::Waiting {
+            if !all && self.hold.still_held(entry, now) {
                 keep.push_back(s);
                 continue;
             }

@@ -85,6 +85,7 @@ fn enricher(
         HoldConfig {
             hold: Duration::from_millis(hold_ms),
             max_samples: max,
+            until_synced: None,
         },
         metrics.clone(),
     );
@@ -199,4 +200,36 @@ async fn unrelated_series_pass_through_unchanged() {
     e.append(&[sample(&s, 1)]);
     let out = cap.take();
     assert!(Arc::ptr_eq(&out[0].series, &s));
+}
+
+#[tokio::test]
+async fn before_the_first_pod_list_unknown_pods_are_held_past_the_hold() {
+    let store = PodStore::new();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let cap = Arc::new(Capture::default());
+    let e = Enricher::spawn(
+        cap.clone(),
+        store.clone(),
+        LabelPlan::new("node-a", &[], false),
+        HoldConfig {
+            hold: Duration::from_millis(50),
+            max_samples: 100,
+            until_synced: Some((
+                crate::kube::Synced::new(rx),
+                std::time::Instant::now() + Duration::from_secs(10),
+            )),
+        },
+        EnrichMetrics::default(),
+    );
+    let s = series();
+    e.append(&[sample(&s, 1)]);
+    tokio::time::sleep(TICK * 3).await;
+    assert!(cap.take().is_empty(), "held beyond `hold` while not synced");
+    // The first list arrives with the pod.
+    store.apply(pod());
+    tx.send_replace(true);
+    tokio::time::sleep(TICK * 3).await;
+    let out = cap.take();
+    assert_eq!(out.len(), 1);
+    assert_eq!(get(&out[0], "pod"), Some("web-1"));
 }

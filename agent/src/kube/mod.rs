@@ -125,7 +125,12 @@ impl Kubernetes {
     /// client configuration is found (logged once here, shown in status).
     pub async fn start(cfg: &KubernetesConfig, node: String, metrics: KubeMetrics) -> Self {
         let plain = |reason: String| {
-            tracing::warn!(reason = %reason, "Kubernetes metadata unavailable: plain-host mode, series carry container id and cgroup only");
+            // Said once, here; the status page keeps saying it.
+            if cfg.mode == KubeMode::Enabled {
+                tracing::error!(reason = %reason, "kubernetes.mode is enabled but no client could be built: plain-host mode, series carry container id and cgroup only");
+            } else {
+                tracing::warn!(reason = %reason, "Kubernetes metadata unavailable: plain-host mode, series carry container id and cgroup only");
+            }
             Self {
                 store: PodStore::new(),
                 synced: None,

@@ -32,6 +32,12 @@ const LOG_EVERY: Duration = Duration::from_secs(30);
 pub struct Synced(watch::Receiver<bool>);
 
 impl Synced {
+    /// A signal that is synced once `rx` reads true (the reflector makes
+    /// one; tests and other sources may too).
+    pub fn new(rx: watch::Receiver<bool>) -> Self {
+        Self(rx)
+    }
+
     /// True once the first list succeeded.
     pub fn is_synced(&self) -> bool {
         *self.0.borrow()

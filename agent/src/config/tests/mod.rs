@@ -388,6 +388,8 @@ fn example_file_loads() {
     assert_eq!(c.remote_write.len(), 1);
     assert_eq!(c.server.listen_address.to_string(), DEFAULT_LISTEN_ADDRESS);
     assert_eq!(c.remote_write[0].queue, QueueConfig::default());
+    assert!(c.kubernetes.annotation_job.is_some());
+    assert_eq!(c.kubernetes.pod_labels.len(), 4);
 }
 
 #[test]
