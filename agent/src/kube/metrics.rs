@@ -13,7 +13,7 @@ use super::owner::OwnerMetrics;
 /// Label of `crowsnest_kube_objects`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
-    /// `pod` or `owner`.
+    /// `pod` (this node's pods) or `owner` (cached ReplicaSet/Job owners).
     pub kind: &'static str,
 }
 
@@ -62,9 +62,9 @@ impl KubeMetrics {
         m
     }
 
-    pub(super) fn set_pods(&self, n: usize) {
+    pub(super) fn set_objects(&self, kind: &'static str, n: usize) {
         self.objects
-            .get_or_create(&KindLabel { kind: "pod" })
+            .get_or_create(&KindLabel { kind })
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 }

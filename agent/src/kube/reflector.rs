@@ -116,6 +116,9 @@ fn now_seconds() -> f64 {
 async fn strip(pod: Pod, params: &ReflectorParams) -> Option<PodMeta> {
     let mut meta = PodMeta::from_pod(pod, &params.labels)?;
     meta.workload = Some(params.owners.workload(&meta).await);
+    params
+        .metrics
+        .set_objects("owner", params.owners.cached_len());
     Some(meta)
 }
 
@@ -147,7 +150,7 @@ async fn run(
                 lists += 1;
                 let n = listing.len();
                 store.replace(std::mem::take(&mut listing));
-                m.set_pods(store.len());
+                m.set_objects("pod", store.len());
                 m.last_sync.set(now_seconds());
                 if !*synced.borrow() {
                     info!(node = %params.node, pods = n, "pod metadata synced");
@@ -160,14 +163,14 @@ async fn run(
                 if let Some(meta) = strip(pod, &params).await {
                     store.apply(meta);
                 }
-                m.set_pods(store.len());
+                m.set_objects("pod", store.len());
                 m.last_sync.set(now_seconds());
             }
             Ok(Event::Delete(pod)) => {
                 if let Some(uid) = pod.metadata.uid.as_deref() {
                     store.delete(uid);
                 }
-                m.set_pods(store.len());
+                m.set_objects("pod", store.len());
                 m.last_sync.set(now_seconds());
             }
             Err(e) => {

@@ -179,6 +179,13 @@ async fn workloads_via_lazy_owner_gets() {
     assert_eq!(gets.len(), 3, "{gets:?}");
     assert_eq!(metrics.owners.lookups.get(), 3);
     assert_eq!(metrics.owners.lookup_errors.get(), 1);
+    assert_eq!(
+        metrics
+            .objects
+            .get_or_create(&KindLabel { kind: "owner" })
+            .get(),
+        3
+    );
 }
 
 #[tokio::test]

@@ -384,3 +384,72 @@ pub fn self_target(
         timeout: interval,
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failing test should panic loudly")]
+mod discovery_tests {
+    use super::*;
+    use crate::model::Sample;
+    use crate::scrape::target::tests::job;
+
+    struct Discard;
+    impl SampleSink for Discard {
+        fn append(&self, _: &[Sample]) {}
+    }
+
+    fn found(addresses: &[&str]) -> Vec<Labels> {
+        addresses
+            .iter()
+            .map(|a| Labels::from_pairs([("__address__", *a)]))
+            .collect()
+    }
+
+    fn running(m: &ScrapeManager, name: &str) -> Vec<(String, Arc<Mutex<TargetStatus>>)> {
+        m.jobs[name]
+            .targets
+            .iter()
+            .map(|t| (t.key.clone(), t.status.clone()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn discovered_targets_are_diffed_not_restarted() {
+        let mut registry = Registry::default();
+        let mut m = ScrapeManager::new(Arc::new(Discard), &mut registry);
+        let mut cfg = job(&[]);
+        cfg.static_configs.clear();
+        // Discovery may arrive before the job is configured: it is kept.
+        m.set_discovered("node", found(&["127.0.0.1:1", "127.0.0.1:2"]))
+            .await;
+        m.apply(std::slice::from_ref(&cfg), None).await.unwrap();
+        let before = running(&m, "node");
+        assert_eq!(before.len(), 2);
+        // One target stays, one goes, one comes; duplicates collapse.
+        m.set_discovered(
+            "node",
+            found(&["127.0.0.1:2", "127.0.0.1:3", "127.0.0.1:3"]),
+        )
+        .await;
+        let after = running(&m, "node");
+        assert_eq!(after.len(), 2);
+        let kept = after
+            .iter()
+            .find(|(k, _)| k.contains("127.0.0.1:2"))
+            .unwrap();
+        let was = before
+            .iter()
+            .find(|(k, _)| k.contains("127.0.0.1:2"))
+            .unwrap();
+        assert!(
+            Arc::ptr_eq(&kept.1, &was.1),
+            "the unchanged target kept its loop"
+        );
+        assert!(after.iter().any(|(k, _)| k.contains("127.0.0.1:3")));
+        assert!(!after.iter().any(|(k, _)| k.contains("127.0.0.1:1")));
+        assert_eq!(m.status_board().snapshot().len(), 2);
+        // A reload with the same config keeps everything.
+        m.apply(std::slice::from_ref(&cfg), None).await.unwrap();
+        assert!(Arc::ptr_eq(&running(&m, "node")[0].1, &after[0].1));
+        m.shutdown().await;
+    }
+}
