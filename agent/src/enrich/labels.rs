@@ -119,6 +119,7 @@ impl LabelPlan {
             let container = pod
                 .ports
                 .iter()
+                .chain(&pod.probe_ports)
                 .find(|p| p.port == port)
                 .map(|p| p.container.as_str());
             self.add_pod(&pod, container, &mut out);
@@ -250,7 +251,7 @@ mod tests {
             node: "node-a".to_owned(),
             ip: "192.168.1.10".to_owned(),
             host_network: true,
-            ports: vec![PortMeta {
+            probe_ports: vec![PortMeta {
                 container: "kube-scheduler".to_owned(),
                 name: String::new(),
                 port: 10259,

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::owner::Workload;
 
@@ -81,6 +82,11 @@ pub struct PodMeta {
     pub containers: Vec<ContainerMeta>,
     /// Declared container ports.
     pub ports: Vec<PortMeta>,
+    /// Ports of HTTP/TCP liveness, readiness and startup probes. Static
+    /// control-plane pods rarely declare ports, but probe their serving port
+    /// (kube-scheduler 10259, kube-controller-manager 10257, etcd's metrics
+    /// 2381), which is how a scrape target on the host network finds its pod.
+    pub probe_ports: Vec<PortMeta>,
     /// `status.podIP` (empty until assigned).
     pub ip: String,
     /// `status.phase` (`Pending`, `Running`, `Succeeded`, `Failed`, `Unknown`).
@@ -153,7 +159,7 @@ impl PodMeta {
                 controller: o.controller.unwrap_or(false),
             })
             .collect();
-        let (node, host_network, ports) = match pod.spec {
+        let (node, host_network, ports, probe_ports) = match pod.spec {
             Some(spec) => {
                 let ports = spec
                     .containers
@@ -169,13 +175,15 @@ impl PodMeta {
                         })
                     })
                     .collect();
+                let probe_ports = spec.containers.iter().flat_map(probe_ports).collect();
                 (
                     spec.node_name.unwrap_or_default(),
                     spec.host_network.unwrap_or(false),
                     ports,
+                    probe_ports,
                 )
             }
-            None => (String::new(), false, Vec::new()),
+            None => (String::new(), false, Vec::new(), Vec::new()),
         };
         let mut containers = Vec::new();
         let (mut ip, mut phase) = (String::new(), String::new());
@@ -204,6 +212,7 @@ impl PodMeta {
             owners,
             containers,
             ports,
+            probe_ports,
             ip,
             phase,
             host_network,
@@ -220,6 +229,39 @@ impl PodMeta {
     pub fn container_by_id(&self, id: &str) -> Option<&ContainerMeta> {
         self.containers.iter().find(|c| c.id.as_deref() == Some(id))
     }
+}
+
+/// Numeric (or named, resolved against the container's ports) ports of the
+/// container's HTTP and TCP probes.
+fn probe_ports(c: &Container) -> Vec<PortMeta> {
+    let mut out: Vec<PortMeta> = Vec::new();
+    let probes = [&c.liveness_probe, &c.readiness_probe, &c.startup_probe];
+    for probe in probes.into_iter().flatten() {
+        let targets = [
+            probe.http_get.as_ref().map(|h| &h.port),
+            probe.tcp_socket.as_ref().map(|t| &t.port),
+        ];
+        for port in targets.into_iter().flatten() {
+            let number = match port {
+                IntOrString::Int(n) => u16::try_from(*n).ok(),
+                IntOrString::String(name) => c
+                    .ports
+                    .iter()
+                    .flatten()
+                    .find(|p| p.name.as_deref() == Some(name))
+                    .and_then(|p| u16::try_from(p.container_port).ok()),
+            };
+            if let Some(port) = number.filter(|n| out.iter().all(|p| p.port != *n)) {
+                out.push(PortMeta {
+                    container: c.name.clone(),
+                    name: String::new(),
+                    port,
+                    protocol: "TCP".to_owned(),
+                });
+            }
+        }
+    }
+    out
 }
 
 fn container(s: ContainerStatus, kind: ContainerKind) -> ContainerMeta {
@@ -282,6 +324,27 @@ mod tests {
         assert_eq!(
             (meta.ip.as_str(), meta.phase.as_str()),
             ("10.0.0.7", "Running")
+        );
+    }
+
+    #[test]
+    fn probe_ports_of_a_static_control_plane_pod() {
+        // kubeadm's kube-scheduler manifest: no ports, probes on 10259.
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "kube-scheduler-cp-1", "namespace": "kube-system", "uid": "6b3a0b2d3e4f5a6b7c8d9e0f1a2b3c4d",
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": "cp-1", "uid": "n", "controller": true}]},
+            "spec": {"nodeName": "cp-1", "hostNetwork": true, "containers": [{"name": "kube-scheduler", "image": "ks",
+                "livenessProbe": {"httpGet": {"host": "127.0.0.1", "path": "/livez", "port": 10259, "scheme": "HTTPS"}},
+                "readinessProbe": {"httpGet": {"host": "127.0.0.1", "path": "/readyz", "port": 10259, "scheme": "HTTPS"}},
+                "startupProbe": {"tcpSocket": {"port": "named"}}}]}
+        }))
+        .unwrap();
+        let meta = PodMeta::from_pod(pod, &LabelAllowlist::default()).unwrap();
+        assert!(meta.ports.is_empty() && meta.host_network);
+        assert_eq!(
+            meta.probe_ports.iter().map(|p| p.port).collect::<Vec<_>>(),
+            [10259],
+            "deduplicated; unknown names skipped"
         );
     }
 

@@ -130,7 +130,7 @@ impl PodStore {
 
     /// The pod serving a scrape target at `host:port`: a pod-network pod
     /// whose IP is `host`, else a host-network pod (control-plane static
-    /// pods) declaring container port `port`, when `host` is its IP or loopback.
+    /// pods) declaring or probing port `port`, when `host` is its IP or loopback.
     pub fn by_endpoint(&self, host: &str, port: u16) -> Option<PodRef> {
         let inner = self.read();
         let pods = || inner.by_uid.values();
@@ -144,7 +144,10 @@ impl PodStore {
                 pods().find(|p| {
                     p.host_network
                         && (loopback || p.ip == host)
-                        && p.ports.iter().any(|pp| pp.port == port)
+                        && p.ports
+                            .iter()
+                            .chain(&p.probe_ports)
+                            .any(|pp| pp.port == port)
                 })
             })
             .cloned()
