@@ -158,6 +158,22 @@ impl RawKubernetesSd {
 }
 
 impl RawKubernetes {
+    /// Overrides the fields set in `over` (the environment layer).
+    pub(super) fn overlay(&mut self, over: RawKubernetes) {
+        self.mode = over.mode.or(self.mode.take());
+        self.node_name = over.node_name.or(self.node_name.take());
+        self.kubeconfig = over.kubeconfig.or(self.kubeconfig.take());
+        self.sync_timeout = over.sync_timeout.or(self.sync_timeout.take());
+        self.pod_labels = over.pod_labels.or(self.pod_labels.take());
+        self.owner_cache_ttl = over.owner_cache_ttl.or(self.owner_cache_ttl.take());
+        self.owner_cache_size = over.owner_cache_size.or(self.owner_cache_size.take());
+        self.hold = over.hold.or(self.hold.take());
+        self.hold_max_samples = over.hold_max_samples.or(self.hold_max_samples.take());
+        self.annotation_discovery = over
+            .annotation_discovery
+            .or(self.annotation_discovery.take());
+    }
+
     /// Validates into [`KubernetesConfig`].
     pub(super) fn build(self) -> Result<KubernetesConfig, ConfigError> {
         let mode = match self.mode.as_deref() {
@@ -266,6 +282,28 @@ mod tests {
         assert!(c.hold.is_zero());
         assert_eq!(c.pod_labels, ["team"]);
         assert_eq!(c.owner_cache_ttl.as_secs(), 60);
+    }
+
+    #[test]
+    fn environment_overrides() {
+        let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let c = load_from_str(
+            "kubernetes:\n  mode: enabled\n  hold: 2s\n",
+            &env(&[
+                ("CROWSNEST_KUBERNETES__MODE", "disabled"),
+                ("CROWSNEST_KUBERNETES__NODE_NAME", "node-9"),
+            ]),
+        )
+        .unwrap()
+        .kubernetes;
+        assert_eq!(c.mode, KubeMode::Disabled);
+        assert_eq!(c.node_name.as_deref(), Some("node-9"));
+        assert_eq!(c.hold.as_secs(), 2, "fields not overridden stay");
     }
 
     #[test]

@@ -37,7 +37,7 @@ const ENV_SEPARATOR: &str = "__";
 /// Sections that hold lists; the environment cannot address their entries.
 const LIST_SECTIONS: &[&str] = &["scrape_configs", "remote_write"];
 /// Sections the environment can override field by field.
-const ENV_SECTIONS: &[&str] = &["global", "server", "storage", "logging"];
+const ENV_SECTIONS: &[&str] = &["global", "server", "storage", "logging", "kubernetes"];
 /// Variable-name prefix (after [`ENV_PREFIX`]) of external label overrides.
 const EXTERNAL_LABELS_PREFIX: &str = "GLOBAL__EXTERNAL_LABELS__";
 
@@ -68,13 +68,14 @@ struct RawConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "overrides of global, server, storage or logging"
+    expecting = "overrides of global, server, storage, logging or kubernetes"
 )]
 struct RawEnv {
     global: Option<RawGlobal>,
     server: Option<RawServer>,
     storage: Option<RawStorage>,
     logging: Option<RawLogging>,
+    kubernetes: Option<RawKubernetes>,
 }
 
 /// Loads a YAML file (None = built-in defaults only) and applies CROWSNEST_* environment overrides.
@@ -236,6 +237,9 @@ fn apply_env(raw: &mut RawConfig, env: &[(String, String)]) -> Result<(), Config
     }
     if let Some(l) = overrides.logging {
         raw.logging.get_or_insert_default().overlay(l);
+    }
+    if let Some(k) = overrides.kubernetes {
+        raw.kubernetes.get_or_insert_default().overlay(k);
     }
     Ok(())
 }

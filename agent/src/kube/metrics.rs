@@ -36,7 +36,7 @@ impl KubeMetrics {
         let m = Self::default();
         registry.register(
             "crowsnest_kube_last_sync_timestamp_seconds",
-            "Unix time the node's pod cache was last known current",
+            "Unix time of the last pod list or watch event (a quiet node updates it rarely)",
             m.last_sync.clone(),
         );
         registry.register(
