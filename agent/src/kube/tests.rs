@@ -339,3 +339,85 @@ async fn scale_ten_thousand_pods_only_this_nodes_are_requested() {
         after.saturating_sub(before) / 1024
     );
 }
+
+/// A `v1.PodList` in the exact shape a kubeadm control-plane node serves
+/// (CoreDNS behind a ReplicaSet, a static kube-scheduler mirror pod).
+const KUBEADM_NODE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tests/fixtures/kube/podlist-kubeadm-node.json"
+));
+
+#[test]
+fn kubeadm_node_fixture_resolves_end_to_end() {
+    let list: serde_json::Value = serde_json::from_str(KUBEADM_NODE).unwrap();
+    let pods: Vec<k8s_openapi::api::core::v1::Pod> =
+        serde_json::from_value(list["items"].clone()).unwrap();
+    let allow = LabelAllowlist::new(["k8s-app".to_owned(), "component".to_owned()]);
+    let store = PodStore::new();
+    store.replace(
+        pods.into_iter()
+            .filter_map(|p| PodMeta::from_pod(p, &allow))
+            .collect(),
+    );
+    assert_eq!(store.len(), 2);
+
+    let coredns = store.by_endpoint("10.244.0.3", 9153).unwrap();
+    assert_eq!(coredns.name, "coredns-7c65d6cfc9-x2kq8");
+    assert_eq!(coredns.controller().unwrap().kind, "ReplicaSet");
+    assert_eq!(coredns.labels.keys().collect::<Vec<_>>(), ["k8s-app"]);
+    assert_eq!(coredns.ports.len(), 3);
+    assert_eq!(
+        coredns
+            .probe_ports
+            .iter()
+            .map(|p| p.port)
+            .collect::<Vec<_>>(),
+        [8080, 8181]
+    );
+
+    // The static scheduler on the host network, scraped on loopback.
+    let scheduler = store.by_endpoint("127.0.0.1", 10259).unwrap();
+    assert_eq!(
+        (scheduler.name.as_str(), scheduler.host_network),
+        ("kube-scheduler-cp-1", true)
+    );
+    assert_eq!(scheduler.controller().unwrap().kind, "Node");
+    assert!(store.by_endpoint("127.0.0.1", 9999).is_none());
+
+    // The cgroup of CoreDNS' container (containerd, systemd driver) joins to the pod.
+    let id = "1d0c5a7e3f9b2c4d6e8f0a1b3c5d7e9f1a2b4c6d8e0f2a4b6c8d0e2f4a6b8c0d";
+    let path = format!(
+        "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{id}.scope",
+        coredns.uid.replace('-', "_")
+    );
+    let ident = cgroup::resolve(&path);
+    let by_uid = store.by_uid(ident.pod_uid.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        by_uid
+            .container_by_id(ident.container_id.as_deref().unwrap())
+            .unwrap()
+            .name,
+        "coredns"
+    );
+    assert!(Arc::ptr_eq(&by_uid, &store.by_container_id(id).unwrap()));
+
+    // Discovery: one target per declared port; the scheduler (no ports) at its IP.
+    let targets = discovery::pod_targets(&store.pods(), &[]);
+    let addresses: Vec<&str> = targets
+        .iter()
+        .filter_map(|t| t.get("__address__"))
+        .collect();
+    assert_eq!(
+        addresses,
+        [
+            "10.244.0.3:53",
+            "10.244.0.3:53",
+            "10.244.0.3:9153",
+            "192.168.56.10"
+        ]
+    );
+    assert_eq!(
+        targets[0].get("__meta_kubernetes_pod_container_port_protocol"),
+        Some("UDP")
+    );
+}
