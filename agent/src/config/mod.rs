@@ -2,6 +2,7 @@
 //! setting) plus `CROWSNEST_…` environment overrides, validated once at start
 //! into the typed settings of [`types`].
 
+pub mod collectors;
 mod types;
 
 pub use types::*;

@@ -1,0 +1,65 @@
+//! `cpu` collector: on-CPU time, context switches and run-queue latency per cgroup
+//! (kernel side: `agent-ebpf/src/cpu.rs`).
+
+use aya::Ebpf;
+use crowsnest_ebpf_common::{CpuStats, Histogram};
+
+use super::{
+    error::CollectorError,
+    samples::CgroupSamples,
+    spec::{Attach, ProgramSpec, Spec},
+};
+use crate::config::collectors::CollectorKind;
+
+/// The collector's definition.
+pub static SPEC: Spec = Spec {
+    kind: CollectorKind::Cpu,
+    object: aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/cpu")),
+    programs: &PROGRAMS,
+    cgroup_maps: &["CPU_STATS", "RUNQ_LATENCY"],
+    inflight_maps: &["WAKEUP_TS"],
+    read,
+};
+
+/// Its programs (also used by tests to build a deliberately broken variant).
+pub const PROGRAMS: [ProgramSpec; 3] = [
+    ProgramSpec {
+        name: "sched_switch",
+        attach: Attach::BtfTracepoint("sched_switch"),
+    },
+    ProgramSpec {
+        name: "sched_wakeup",
+        attach: Attach::BtfTracepoint("sched_wakeup"),
+    },
+    ProgramSpec {
+        name: "sched_wakeup_new",
+        attach: Attach::BtfTracepoint("sched_wakeup_new"),
+    },
+];
+
+fn read(ebpf: &mut Ebpf, samples: &mut CgroupSamples) -> Result<(), CollectorError> {
+    samples.for_each(ebpf, "CPU_STATS", |out, stats: &CpuStats| {
+        out.counter(
+            0,
+            "crowsnest_container_cpu_seconds_total",
+            &[],
+            stats.on_cpu_ns as f64 / 1e9,
+        );
+        let name = "crowsnest_container_context_switches_total";
+        out.counter(
+            1,
+            name,
+            &[("kind", "voluntary")],
+            stats.voluntary_switches as f64,
+        );
+        out.counter(
+            2,
+            name,
+            &[("kind", "involuntary")],
+            stats.involuntary_switches as f64,
+        );
+    })?;
+    samples.for_each(ebpf, "RUNQ_LATENCY", |out, hist: &Histogram| {
+        out.histogram(16, "crowsnest_container_runqueue_latency_seconds", hist);
+    })
+}

@@ -1,0 +1,361 @@
+//! eBPF collectors: per-cgroup CPU, scheduling, process and TCP metrics aggregated in the kernel.
+//!
+//! Each collector (one folder) is a [`spec::Spec`]: an eBPF object built from `agent-ebpf/`, the
+//! programs to attach and a function reading its maps into samples. [`REGISTERED`] is the one
+//! list of collectors. Each is loaded on its own: a failure (verifier, missing tracepoint, no
+//! BTF, no permission, agent built without eBPF) marks that collector failed with the reason and
+//! the others run. Loaded collectors read their maps every `collectors.interval` and hand the
+//! samples to the pipeline's [`SampleSink`]; series carry `cgroup` = the cgroup v2 path.
+
+pub mod btf;
+pub mod cgroups;
+mod cpu;
+mod error;
+mod metrics;
+mod process;
+pub mod samples;
+pub mod spec;
+mod tcp;
+#[cfg(test)]
+mod tests;
+
+use std::{
+    collections::HashMap,
+    os::fd::OwnedFd,
+    sync::{Arc, Mutex, PoisonError},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use aya::{Ebpf, maps::PerCpuArray};
+use crowsnest_ebpf_common::drops;
+pub use error::CollectorError;
+use metrics::SelfMetrics;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use tracing::{Instrument as _, info, warn};
+
+use self::{cgroups::CgroupResolver, samples::CgroupSamples, spec::Spec};
+use crate::{
+    config::collectors::CollectorsConfig,
+    model::{Sample, SampleSink},
+};
+
+/// Every collector the agent knows, in the order they are started.
+pub static REGISTERED: [&Spec; 3] = [&cpu::SPEC, &process::SPEC, &tcp::SPEC];
+
+/// State of one collector in `/api/v1/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CollectorState {
+    /// Loaded and attached; its maps are read every interval.
+    Loaded,
+    /// Could not be loaded or attached; see the reason.
+    Failed,
+}
+
+/// Kernel cost of one program (from bpf_stats; zero when stats are off).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProgramStatus {
+    /// Program name.
+    pub name: &'static str,
+    /// Total time spent running it, in seconds.
+    pub run_time_seconds: f64,
+    /// Times it ran.
+    pub run_count: u64,
+}
+
+/// One collector's status.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CollectorStatus {
+    /// Collector name (`cpu`, `process`, `tcp`).
+    pub name: &'static str,
+    /// Loaded or failed.
+    pub state: CollectorState,
+    /// Why it failed.
+    pub reason: Option<String>,
+    /// Its programs' kernel cost.
+    pub programs: Vec<ProgramStatus>,
+}
+
+struct Running {
+    ebpf: Ebpf,
+    samples: CgroupSamples,
+    last_stats: HashMap<&'static str, (u64, u64)>,
+    last_drops: [u64; drops::SLOTS as usize],
+}
+
+struct Entry {
+    spec: &'static Spec,
+    reason: Option<String>,
+    running: Option<Running>,
+}
+
+/// The running collectors. Dropping it stops the read tasks and detaches every program.
+pub struct Collectors {
+    entries: Vec<Arc<Mutex<Entry>>>,
+    metrics: SelfMetrics,
+    sink: Arc<dyn SampleSink>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    // Keeps kernel bpf_stats on while the agent runs (the kernel turns them off on close).
+    _stats: Option<OwnedFd>,
+}
+
+impl Collectors {
+    /// Loads and attaches every enabled collector, registers the self-metrics in `registry`
+    /// and, inside a Tokio runtime, starts one read task per loaded collector. Never fails:
+    /// a collector that cannot run is reported in [`Collectors::status`] and
+    /// `crowsnest_collector_up`.
+    pub fn start(
+        cfg: &CollectorsConfig,
+        sink: Arc<dyn SampleSink>,
+        registry: &mut Registry,
+    ) -> Self {
+        let specs: Vec<&'static Spec> = REGISTERED
+            .iter()
+            .copied()
+            .filter(|s| cfg.enabled.contains(&s.kind))
+            .collect();
+        Self::start_with(&specs, cfg, sink, registry)
+    }
+
+    /// [`Collectors::start`] over an explicit list of collectors (tests inject broken ones).
+    pub fn start_with(
+        specs: &[&'static Spec],
+        cfg: &CollectorsConfig,
+        sink: Arc<dyn SampleSink>,
+        registry: &mut Registry,
+    ) -> Self {
+        let metrics = SelfMetrics::register(registry);
+        let stats = match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
+            Ok(fd) => Some(fd),
+            Err(err) => {
+                info!(error = %err, "bpf_stats unavailable; program run time will read 0");
+                None
+            }
+        };
+        let shared = Shared::probe();
+        let mut entries = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let name = spec.kind.as_str();
+            let loaded = match &shared {
+                _ if spec.object.is_empty() => Err(CollectorError::NotBuilt.reason()),
+                Err(err) => Err(err.reason()),
+                Ok(shared) => {
+                    spec::load(spec, cfg, &shared.offsets, &shared.btf).map_err(|err| err.reason())
+                }
+            };
+            let entry = match loaded {
+                Ok(ebpf) => {
+                    info!(collector = name, "eBPF collector loaded");
+                    metrics.up.get_or_create(&vec![("collector", name)]).set(1);
+                    let resolver = shared.as_ref().map(|s| s.cgroup_root.clone());
+                    let resolver = CgroupResolver::new(resolver.unwrap_or_default());
+                    Entry {
+                        spec,
+                        reason: None,
+                        running: Some(Running {
+                            ebpf,
+                            samples: CgroupSamples::new(resolver),
+                            last_stats: HashMap::new(),
+                            last_drops: [0; drops::SLOTS as usize],
+                        }),
+                    }
+                }
+                Err(reason) => {
+                    warn!(collector = name, %reason, "eBPF collector failed; the others keep running");
+                    metrics.up.get_or_create(&vec![("collector", name)]).set(0);
+                    Entry {
+                        spec,
+                        reason: Some(reason),
+                        running: None,
+                    }
+                }
+            };
+            entries.push(Arc::new(Mutex::new(entry)));
+        }
+        let mut collectors = Self {
+            entries,
+            metrics,
+            sink,
+            tasks: Vec::new(),
+            _stats: stats,
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            collectors.spawn_readers(cfg.interval);
+        }
+        collectors
+    }
+
+    fn spawn_readers(&mut self, interval: std::time::Duration) {
+        for entry in &self.entries {
+            let (entry, metrics, sink) = (entry.clone(), self.metrics.clone(), self.sink.clone());
+            let name = lock(&entry).spec.kind.as_str();
+            if lock(&entry).running.is_none() {
+                continue;
+            }
+            let span = tracing::info_span!("collector", collector = name);
+            self.tasks.push(tokio::spawn(
+                async move {
+                    let mut tick = tokio::time::interval(interval);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                    loop {
+                        tick.tick().await;
+                        let samples = collect(&mut lock(&entry), &metrics);
+                        if !samples.is_empty() {
+                            sink.append(&samples);
+                        }
+                    }
+                }
+                .instrument(span),
+            ));
+        }
+    }
+
+    /// Reads every loaded collector's maps now and hands the samples to the sink (the read
+    /// tasks do this every interval; tests and shutdown flushes call it directly).
+    pub fn collect_now(&self) {
+        for entry in &self.entries {
+            let samples = collect(&mut lock(entry), &self.metrics);
+            if !samples.is_empty() {
+                self.sink.append(&samples);
+            }
+        }
+    }
+
+    /// Status of every enabled collector, for `/api/v1/status`.
+    pub fn status(&self) -> Vec<CollectorStatus> {
+        self.entries
+            .iter()
+            .map(|entry| {
+                let entry = lock(entry);
+                let programs = entry
+                    .spec
+                    .programs
+                    .iter()
+                    .map(|p| {
+                        let (ns, count) = entry
+                            .running
+                            .as_ref()
+                            .and_then(|r| r.ebpf.program(p.name))
+                            .map_or((0, 0), spec::program_stats);
+                        ProgramStatus {
+                            name: p.name,
+                            run_time_seconds: ns as f64 / 1e9,
+                            run_count: count,
+                        }
+                    })
+                    .collect();
+                CollectorStatus {
+                    name: entry.spec.kind.as_str(),
+                    state: if entry.running.is_some() {
+                        CollectorState::Loaded
+                    } else {
+                        CollectorState::Failed
+                    },
+                    reason: entry.reason.clone(),
+                    programs,
+                }
+            })
+            .collect()
+    }
+}
+
+impl Drop for Collectors {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn lock(entry: &Mutex<Entry>) -> std::sync::MutexGuard<'_, Entry> {
+    // A panic while holding the lock leaves plain counters behind; keep going.
+    entry.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What every collector needs, probed once.
+struct Shared {
+    btf: aya::Btf,
+    offsets: crowsnest_ebpf_common::KernelOffsets,
+    cgroup_root: std::path::PathBuf,
+}
+
+impl Shared {
+    fn probe() -> Result<Self, CollectorError> {
+        let cgroup_root = cgroups::cgroup2_mount().ok_or(CollectorError::NoCgroup2)?;
+        let btf = aya::Btf::from_sys_fs().map_err(CollectorError::KernelBtf)?;
+        let kernel = btf::Btf::from_file(std::path::Path::new(btf::VMLINUX_BTF))?;
+        let offsets = btf::kernel_offsets(&kernel)?;
+        Ok(Self {
+            btf,
+            offsets,
+            cgroup_root,
+        })
+    }
+}
+
+/// One read of a collector: samples (empty for failed collectors or failed reads) and updated
+/// self-metrics.
+fn collect(entry: &mut Entry, metrics: &SelfMetrics) -> Vec<Sample> {
+    let spec = entry.spec;
+    let name = spec.kind.as_str();
+    let Some(running) = entry.running.as_mut() else {
+        return Vec::new();
+    };
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    running.samples.begin(now_ms);
+    let samples = match (spec.read)(&mut running.ebpf, &mut running.samples) {
+        Ok(()) => running.samples.finish().to_vec(),
+        Err(err) => {
+            metrics
+                .read_errors
+                .get_or_create(&vec![("collector", name)])
+                .inc();
+            warn!(collector = name, kind = err.kind(), error = %err.reason(), "reading maps failed");
+            Vec::new()
+        }
+    };
+
+    for program in spec.programs {
+        let Some(loaded) = running.ebpf.program(program.name) else {
+            continue;
+        };
+        let (ns, count) = spec::program_stats(loaded);
+        let (last_ns, last_count) = running
+            .last_stats
+            .insert(program.name, (ns, count))
+            .unwrap_or((0, 0));
+        let labels = vec![("collector", name), ("program", program.name)];
+        metrics
+            .run_time
+            .get_or_create(&labels)
+            .inc_by(ns.saturating_sub(last_ns) as f64 / 1e9);
+        metrics
+            .run_count
+            .get_or_create(&labels)
+            .inc_by(count.saturating_sub(last_count));
+    }
+    if let Some(map) = running.ebpf.map("DROPS") {
+        if let Ok(table) = PerCpuArray::<_, u64>::try_from(map) {
+            for (slot, label) in [
+                (drops::STATS, "stats"),
+                (drops::HISTOGRAM, "histogram"),
+                (drops::INFLIGHT, "inflight"),
+            ] {
+                let Ok(values) = table.get(&slot, 0) else {
+                    continue;
+                };
+                let total: u64 = values.iter().sum();
+                let last = &mut running.last_drops[slot as usize];
+                metrics
+                    .map_full_drops
+                    .get_or_create(&vec![("collector", name), ("map", label)])
+                    .inc_by(total.saturating_sub(*last));
+                *last = total;
+            }
+        }
+    }
+    samples
+}
