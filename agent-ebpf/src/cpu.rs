@@ -54,6 +54,7 @@ static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
     cgroup_kn: 0,
     kernfs_node_id: 0,
     sock_cgroup: 0,
+    sock_protocol: 0,
 };
 
 #[inline(always)]

@@ -183,6 +183,8 @@ pub struct KernelOffsets {
     pub kernfs_node_id: u64,
     /// `sock.sk_cgrp_data` + `sock_cgroup_data.cgroup` (the socket's `struct cgroup *`).
     pub sock_cgroup: u64,
+    /// `sock.sk_protocol` (a `u16`).
+    pub sock_protocol: u64,
 }
 
 /// Name of the global every program object reads its [`KernelOffsets`] from.

@@ -194,6 +194,7 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, BtfError> {
         kernfs_node_id: btf.member_offset("kernfs_node", "id")?,
         sock_cgroup: btf.member_offset("sock", "sk_cgrp_data")?
             + btf.member_offset("sock_cgroup_data", "cgroup")?,
+        sock_protocol: btf.member_offset("sock", "sk_protocol")?,
     })
 }
 

@@ -24,14 +24,15 @@ pub static SPEC: Spec = Spec {
             name: "tcp_retransmit_skb",
             attach: Attach::BtfTracepoint("tcp_retransmit_skb"),
         },
-        // No tracepoint reports payload bytes; fexit sees the return value (bytes moved).
+        // Linux 6.3+. fexit on tcp_sendmsg/tcp_recvmsg would reach older kernels, but
+        // fentry/fexit loads fail with EPERM on locked-down kernels such as our test host.
         ProgramSpec {
-            name: "tcp_sendmsg_exit",
-            attach: Attach::FExit("tcp_sendmsg"),
+            name: "sock_send_length",
+            attach: Attach::BtfTracepoint("sock_send_length"),
         },
         ProgramSpec {
-            name: "tcp_recvmsg_exit",
-            attach: Attach::FExit("tcp_recvmsg"),
+            name: "sock_recv_length",
+            attach: Attach::BtfTracepoint("sock_recv_length"),
         },
     ],
     cgroup_maps: &["TCP_STATS", "CONNECT_LATENCY"],

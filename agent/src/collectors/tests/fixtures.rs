@@ -123,3 +123,152 @@ impl RecordingSink {
             .map(|s| s.value)
     }
 }
+
+/// A memory limit for a [`TestCgroup`]'s workload, removed on drop.
+pub enum MemoryLimit {
+    /// cgroup v2 `memory.max` on the test cgroup itself.
+    V2,
+    /// A sibling cgroup in the v1 memory hierarchy.
+    V1(PathBuf),
+}
+
+impl MemoryLimit {
+    /// Limits the workload to `bytes`, on whichever hierarchy holds the memory controller.
+    pub fn new(cg: &TestCgroup, bytes: u64) -> Self {
+        if std::fs::write(cg.dir().join("memory.max"), bytes.to_string()).is_ok() {
+            return Self::V2;
+        }
+        // Pure v2 host whose parent does not delegate memory yet: enable it and retry.
+        if let Some(parent) = cg.dir().parent() {
+            let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+memory");
+            if std::fs::write(cg.dir().join("memory.max"), bytes.to_string()).is_ok() {
+                return Self::V2;
+            }
+        }
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        let v1 = mountinfo
+            .lines()
+            .find_map(|line| {
+                let (left, right) = line.split_once(" - ")?;
+                let mut fields = right.split_whitespace();
+                let is_memory = fields.next()? == "cgroup"
+                    && fields.nth(1)?.split(',').any(|opt| opt == "memory");
+                let mount = left.split_whitespace().nth(4)?;
+                is_memory.then(|| PathBuf::from(mount))
+            })
+            .expect("neither cgroup v2 memory.max nor a v1 memory hierarchy is available");
+        let dir = v1.join(cg.path().trim_start_matches('/'));
+        std::fs::create_dir(&dir).expect("create v1 memory cgroup");
+        std::fs::write(dir.join("memory.limit_in_bytes"), bytes.to_string()).expect("limit");
+        Self::V1(dir)
+    }
+
+    /// `cgroup.procs` files the workload must join besides the test cgroup's own.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        match self {
+            Self::V2 => Vec::new(),
+            Self::V1(dir) => vec![dir.join("cgroup.procs")],
+        }
+    }
+}
+
+impl Drop for MemoryLimit {
+    fn drop(&mut self) {
+        if let Self::V1(dir) = self {
+            for _ in 0..50 {
+                if std::fs::remove_dir(dir.as_path()).is_ok() || !dir.exists() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            eprintln!("warning: could not remove {}", dir.display());
+        }
+    }
+}
+
+impl TestCgroup {
+    /// Like [`TestCgroup::run`], capturing stdout and stderr.
+    pub fn output(&self, script: &str) -> std::io::Result<std::process::Output> {
+        let procs = self.dir.join("cgroup.procs");
+        let wrapped = format!("echo $$ > {} && {script}", procs.display());
+        Command::new("sh").arg("-c").arg(wrapped).output()
+    }
+}
+
+/// A network namespace joined to the host by a veth pair (host 10.213.N.1, namespace .2),
+/// deleted on drop.
+pub struct NetNs {
+    name: String,
+    host_if: String,
+    peer: String,
+}
+
+impl NetNs {
+    /// Creates it, or prints why it cannot (no `ip`/`nft`) and returns `None`; with `CI=true`
+    /// that is a failure.
+    pub fn new(tag: &str) -> Option<Self> {
+        for tool in ["ip", "nft"] {
+            let found = Command::new(tool).arg("-V").output().is_ok_and(|o| o.status.success());
+            if !found {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "{tool} missing (cargo xtask installs it); CI=true forbids skipping"
+                );
+                eprintln!("skip: {tool} not installed");
+                return None;
+            }
+        }
+        let id = std::process::id();
+        let subnet = id % 200 + 20;
+        let ns = Self {
+            name: format!("crowsnest-{tag}-{id}"),
+            host_if: format!("cn{tag}{}", id % 100_000),
+            peer: format!("10.213.{subnet}.2"),
+        };
+        let peer_if = format!("{}p", ns.host_if);
+        let host_addr = format!("10.213.{subnet}.1/24");
+        let peer_addr = format!("{}/24", ns.peer);
+        let steps: [&[&str]; 8] = [
+            &["netns", "add", &ns.name],
+            &["link", "add", &ns.host_if, "type", "veth", "peer", "name", &peer_if],
+            &["link", "set", &peer_if, "netns", &ns.name],
+            &["addr", "add", &host_addr, "dev", &ns.host_if],
+            &["link", "set", &ns.host_if, "up"],
+            &["-n", &ns.name, "addr", "add", &peer_addr, "dev", &peer_if],
+            &["-n", &ns.name, "link", "set", &peer_if, "up"],
+            &["-n", &ns.name, "link", "set", "lo", "up"],
+        ];
+        for args in steps {
+            let out = Command::new("ip").args(args).output().expect("ip");
+            assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Some(ns)
+    }
+
+    /// The namespace name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Address of the namespace end.
+    pub fn peer_addr(&self) -> &str {
+        &self.peer
+    }
+
+    /// Runs an nft script inside the namespace.
+    pub fn nft(&self, script: &str) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name, "nft", script])
+            .output()
+            .expect("nft");
+        assert!(out.status.success(), "nft {script}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        // Deleting the namespace destroys the peer, which destroys the host end too.
+        let _ = Command::new("ip").args(["link", "del", &self.host_if]).output();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}

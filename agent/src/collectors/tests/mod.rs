@@ -4,6 +4,8 @@
 //! with `CI=true` they fail instead, so CI can never skip them silently.
 
 mod fixtures;
+mod process;
+mod tcp;
 
 use std::{sync::Arc, time::Duration};
 
