@@ -55,6 +55,9 @@ static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
     kernfs_node_id: 0,
     sock_cgroup: 0,
     sock_protocol: 0,
+    skb_head: 0,
+    skb_end: 0,
+    shinfo_gso_segs: 0,
 };
 
 #[inline(always)]

@@ -52,6 +52,9 @@ static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
     kernfs_node_id: 0,
     sock_cgroup: 0,
     sock_protocol: 0,
+    skb_head: 0,
+    skb_end: 0,
+    shinfo_gso_segs: 0,
 };
 
 // TCP states from <net/tcp_states.h>.
@@ -147,17 +150,30 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), Errno> {
     Ok(())
 }
 
-/// `tcp_retransmit_skb(const struct sock *sk, const struct sk_buff *skb, ...)`.
+/// `tcp_retransmit_skb(const struct sock *sk, const struct sk_buff *skb, ...)`: counts the
+/// segments the retransmitted buffer carries, as the kernel's own `total_retrans` does.
 #[btf_tracepoint(function = "tcp_retransmit_skb")]
 pub fn tcp_retransmit_skb(ctx: BtfTracePointContext) -> i32 {
-    let sk: *const u8 = ctx.arg(0);
-    match sock_cgroup_id(sk) {
-        Ok(cgroup) => {
-            bump(cgroup, Field::Retransmits, 1);
-            0
-        }
+    match try_retransmit(&ctx) {
+        Ok(()) => 0,
         Err(errno) => errno,
     }
+}
+
+fn try_retransmit(ctx: &BtfTracePointContext) -> Result<(), Errno> {
+    let sk: *const u8 = ctx.arg(0);
+    let skb: *const u8 = ctx.arg(1);
+    // SAFETY: a plain read of the patched global; `skb` is the tracepoint's `struct sk_buff *`
+    // and `head + end` is its `skb_shared_info` (what `skb_shinfo()` computes on 64-bit).
+    let segs: u16 = unsafe {
+        let offsets = core::ptr::read_volatile(&raw const KERNEL_OFFSETS);
+        let head: u64 = read_at(skb, offsets.skb_head)?;
+        let end: u32 = read_at(skb, offsets.skb_end)?;
+        let shinfo = head.wrapping_add(u64::from(end)) as *const u8;
+        read_at(shinfo, offsets.shinfo_gso_segs)?
+    };
+    bump(sock_cgroup_id(sk)?, Field::Retransmits, u64::from(segs.max(1)));
+    Ok(())
 }
 
 /// `sock_send_length(struct sock *sk, int ret, int flags)`: returned bytes of every socket send.

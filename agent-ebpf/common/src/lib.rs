@@ -185,6 +185,12 @@ pub struct KernelOffsets {
     pub sock_cgroup: u64,
     /// `sock.sk_protocol` (a `u16`).
     pub sock_protocol: u64,
+    /// `sk_buff.head` (start of the buffer).
+    pub skb_head: u64,
+    /// `sk_buff.end` (offset of `skb_shared_info` from `head` on 64-bit kernels).
+    pub skb_end: u64,
+    /// `skb_shared_info.gso_segs` (a `u16`: TCP segments the buffer carries).
+    pub shinfo_gso_segs: u64,
 }
 
 /// Name of the global every program object reads its [`KernelOffsets`] from.

@@ -195,6 +195,9 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, BtfError> {
         sock_cgroup: btf.member_offset("sock", "sk_cgrp_data")?
             + btf.member_offset("sock_cgroup_data", "cgroup")?,
         sock_protocol: btf.member_offset("sock", "sk_protocol")?,
+        skb_head: btf.member_offset("sk_buff", "head")?,
+        skb_end: btf.member_offset("sk_buff", "end")?,
+        shinfo_gso_segs: btf.member_offset("skb_shared_info", "gso_segs")?,
     })
 }
 
