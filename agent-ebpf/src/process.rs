@@ -6,7 +6,10 @@
 //! so the victim's cgroup is read from its `task_struct`.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
-#![allow(missing_docs, reason = "the program attribute macros drop doc comments")]
+#![allow(
+    missing_docs,
+    reason = "the program attribute macros drop doc comments"
+)]
 
 use aya_ebpf::{
     helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid},
@@ -53,8 +56,13 @@ enum Field {
 
 #[inline(always)]
 fn bump(cgroup: u64, field: Field) {
-    if let Some(stats) = upsert(&PROC_STATS, cgroup, &ProcStats::default(), &DROPS, drops::STATS)
-    {
+    if let Some(stats) = upsert(
+        &PROC_STATS,
+        cgroup,
+        &ProcStats::default(),
+        &DROPS,
+        drops::STATS,
+    ) {
         // SAFETY: `stats` points into a live map value.
         unsafe {
             let counter = match field {

@@ -10,7 +10,10 @@
 //! on kernels locked down like the one this was developed on (`BPF_PROG_LOAD` returns EPERM).
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
-#![allow(missing_docs, reason = "the program attribute macros drop doc comments")]
+#![allow(
+    missing_docs,
+    reason = "the program attribute macros drop doc comments"
+)]
 
 use aya_ebpf::{
     bindings::BPF_ANY,
@@ -20,8 +23,7 @@ use aya_ebpf::{
     programs::BtfTracePointContext,
 };
 use crowsnest_ebpf::{
-    DEFAULT_CGROUPS, DEFAULT_INFLIGHT, Errno, add, cgroup_id, count_drop, observe, read_at,
-    upsert,
+    DEFAULT_CGROUPS, DEFAULT_INFLIGHT, Errno, add, cgroup_id, count_drop, observe, read_at, upsert,
 };
 use crowsnest_ebpf_common::{ConnectStart, Histogram, KernelOffsets, TcpStats, drops};
 
@@ -75,7 +77,13 @@ enum Field {
 
 #[inline(always)]
 fn bump(cgroup: u64, field: Field, delta: u64) {
-    if let Some(stats) = upsert(&TCP_STATS, cgroup, &TcpStats::default(), &DROPS, drops::STATS) {
+    if let Some(stats) = upsert(
+        &TCP_STATS,
+        cgroup,
+        &TcpStats::default(),
+        &DROPS,
+        drops::STATS,
+    ) {
         // SAFETY: `stats` points into a live map value.
         unsafe {
             let counter = match field {
@@ -118,8 +126,14 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), Errno> {
     let key = sk as u64;
     let now = unsafe { bpf_ktime_get_ns() };
     if new == TCP_SYN_SENT {
-        let start = ConnectStart { start_ns: now, cgroup_id: unsafe { bpf_get_current_cgroup_id() } };
-        if CONNECT_START.insert(key, start, u64::from(BPF_ANY)).is_err() {
+        let start = ConnectStart {
+            start_ns: now,
+            cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        };
+        if CONNECT_START
+            .insert(key, start, u64::from(BPF_ANY))
+            .is_err()
+        {
             count_drop(&DROPS, drops::INFLIGHT);
         }
         return Ok(());
@@ -172,7 +186,11 @@ fn try_retransmit(ctx: &BtfTracePointContext) -> Result<(), Errno> {
         let shinfo = head.wrapping_add(u64::from(end)) as *const u8;
         read_at(shinfo, offsets.shinfo_gso_segs)?
     };
-    bump(sock_cgroup_id(sk)?, Field::Retransmits, u64::from(segs.max(1)));
+    bump(
+        sock_cgroup_id(sk)?,
+        Field::Retransmits,
+        u64::from(segs.max(1)),
+    );
     Ok(())
 }
 

@@ -155,10 +155,10 @@ impl Btf {
                 }
             } else if depth < 8 {
                 let inner = self.resolve(ty as usize)?;
-                if matches!(self.kind(inner), Some(KIND_STRUCT | KIND_UNION)) {
-                    if let Some(found) = self.find_member(inner, member, depth + 1) {
-                        return Some(bit_off + found);
-                    }
+                if matches!(self.kind(inner), Some(KIND_STRUCT | KIND_UNION))
+                    && let Some(found) = self.find_member(inner, member, depth + 1)
+                {
+                    return Some(bit_off + found);
                 }
             }
         }
@@ -214,7 +214,7 @@ mod tests {
             (strings
                 .windows(needle.len())
                 .position(|w| w == needle.as_bytes())
-                .unwrap()
+                .expect("test setup")
                 + 1) as u32
         };
         let mut types = Vec::new();
@@ -241,9 +241,9 @@ mod tests {
 
     #[test]
     fn finds_direct_and_anonymous_members() {
-        let btf = Btf::parse(fixture()).unwrap();
-        assert_eq!(btf.member_offset("outer", "a").unwrap(), 0);
-        assert_eq!(btf.member_offset("outer", "b").unwrap(), 8);
+        let btf = Btf::parse(fixture()).expect("test setup");
+        assert_eq!(btf.member_offset("outer", "a").expect("test setup"), 0);
+        assert_eq!(btf.member_offset("outer", "b").expect("test setup"), 8);
         assert!(matches!(
             btf.member_offset("outer", "nope"),
             Err(BtfError::Missing(_))
@@ -269,7 +269,8 @@ mod tests {
             eprintln!("skip: {VMLINUX_BTF} absent (kernel without BTF)");
             return;
         }
-        let offsets = kernel_offsets(&Btf::from_file(path).unwrap()).unwrap();
+        let offsets =
+            kernel_offsets(&Btf::from_file(path).expect("test setup")).expect("test setup");
         // Non-zero everywhere except members that may legitimately sit first.
         assert!(offsets.task_pid > 0 && offsets.task_cgroups > 0 && offsets.cgroup_kn > 0);
     }

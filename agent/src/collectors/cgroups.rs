@@ -124,15 +124,15 @@ mod tests {
     #[test]
     fn resolves_directory_inodes_to_relative_paths() {
         let tmp = std::env::temp_dir().join(format!("crowsnest-cg-{}", std::process::id()));
-        std::fs::create_dir_all(tmp.join("a.slice/b.service")).unwrap();
+        std::fs::create_dir_all(tmp.join("a.slice/b.service")).expect("test setup");
         let ino = std::fs::metadata(tmp.join("a.slice/b.service"))
-            .unwrap()
+            .expect("test setup")
             .ino();
-        let root_ino = std::fs::metadata(&tmp).unwrap().ino();
+        let root_ino = std::fs::metadata(&tmp).expect("test setup").ino();
         let mut resolver = CgroupResolver::new(tmp.clone());
         assert_eq!(resolver.resolve(ino), Some("/a.slice/b.service"));
         assert_eq!(resolver.resolve(root_ino), Some("/"));
-        std::fs::remove_dir_all(&tmp).unwrap();
+        std::fs::remove_dir_all(&tmp).expect("test setup");
         resolver.rescan(true);
         assert_eq!(resolver.resolve(ino), None);
     }

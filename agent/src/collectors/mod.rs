@@ -337,8 +337,10 @@ fn collect(entry: &mut Entry, metrics: &SelfMetrics) -> Vec<Sample> {
             .get_or_create(&labels)
             .inc_by(count.saturating_sub(last_count));
     }
-    if let Some(map) = running.ebpf.map("DROPS") {
-        if let Ok(table) = PerCpuArray::<_, u64>::try_from(map) {
+    if let Some(map) = running.ebpf.map("DROPS")
+        && let Ok(table) = PerCpuArray::<_, u64>::try_from(map)
+    {
+        {
             for (slot, label) in [
                 (drops::STATS, "stats"),
                 (drops::HISTOGRAM, "histogram"),

@@ -206,7 +206,7 @@ mod tests {
 
     fn samples_for(path_dir: &std::path::Path) -> (CgroupSamples, u64) {
         use std::os::unix::fs::MetadataExt as _;
-        let id = std::fs::metadata(path_dir).unwrap().ino();
+        let id = std::fs::metadata(path_dir).expect("test setup").ino();
         (
             CgroupSamples::new(CgroupResolver::new(path_dir.to_path_buf())),
             id,
@@ -216,7 +216,7 @@ mod tests {
     #[test]
     fn histogram_is_cumulative_in_seconds_and_stale_when_gone() {
         let dir = std::env::temp_dir().join(format!("crowsnest-samples-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).expect("test setup");
         let (mut samples, id) = samples_for(&dir);
         let mut hist = Histogram::ZERO;
         hist.buckets[3] = 2; // < 8 ns
@@ -227,7 +227,7 @@ mod tests {
         samples.begin(1000);
         samples
             .emitter(id)
-            .unwrap()
+            .expect("test setup")
             .histogram(0, "x_seconds", &hist);
         let out = samples.finish().to_vec();
         let get = |name: &str, le: Option<&str>| {
@@ -255,6 +255,6 @@ mod tests {
                 .iter()
                 .all(|s| crate::model::is_stale_nan(s.value) && s.timestamp_ms == 2000)
         );
-        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).expect("test setup");
     }
 }

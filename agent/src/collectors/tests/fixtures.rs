@@ -20,13 +20,18 @@ pub fn privileged(test: &str) -> bool {
         .lines()
         .find(|l| l.starts_with("Uid:"))
         .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"));
-    let ok = root && cgroup2_mount().is_some() && Path::new("/sys/kernel/btf/vmlinux").exists();
+    let built = !crate::collectors::REGISTERED.iter().any(|spec| spec.object.is_empty());
+    let ok = built
+        && root
+        && cgroup2_mount().is_some()
+        && Path::new("/sys/kernel/btf/vmlinux").exists();
     if !ok {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "{test}: needs root, cgroup2 and kernel BTF (CI=true forbids skipping)"
+            "{test}: needs the eBPF objects built, root, cgroup2 and kernel BTF \
+             (CI=true forbids skipping)"
         );
-        eprintln!("skip {test}: needs root, cgroup2 and kernel BTF");
+        eprintln!("skip {test}: needs the eBPF objects built, root, cgroup2 and kernel BTF");
     }
     ok
 }
@@ -103,14 +108,17 @@ pub struct RecordingSink {
 
 impl SampleSink for RecordingSink {
     fn append(&self, samples: &[Sample]) {
-        self.samples.lock().unwrap().extend_from_slice(samples);
+        self.samples
+            .lock()
+            .expect("sink lock")
+            .extend_from_slice(samples);
     }
 }
 
 impl RecordingSink {
     /// The latest value of `name{cgroup=path, labels…}`.
     pub fn last(&self, name: &str, path: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let samples = self.samples.lock().unwrap();
+        let samples = self.samples.lock().expect("sink lock");
         samples
             .iter()
             .rev()
@@ -208,7 +216,10 @@ impl NetNs {
     /// that is a failure.
     pub fn new(tag: &str) -> Option<Self> {
         for tool in ["ip", "nft"] {
-            let found = Command::new(tool).arg("-V").output().is_ok_and(|o| o.status.success());
+            let found = Command::new(tool)
+                .arg("-V")
+                .output()
+                .is_ok_and(|o| o.status.success());
             if !found {
                 assert!(
                     std::env::var("CI").as_deref() != Ok("true"),
@@ -230,7 +241,16 @@ impl NetNs {
         let peer_addr = format!("{}/24", ns.peer);
         let steps: [&[&str]; 8] = [
             &["netns", "add", &ns.name],
-            &["link", "add", &ns.host_if, "type", "veth", "peer", "name", &peer_if],
+            &[
+                "link",
+                "add",
+                &ns.host_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &peer_if,
+            ],
             &["link", "set", &peer_if, "netns", &ns.name],
             &["addr", "add", &host_addr, "dev", &ns.host_if],
             &["link", "set", &ns.host_if, "up"],
@@ -240,7 +260,11 @@ impl NetNs {
         ];
         for args in steps {
             let out = Command::new("ip").args(args).output().expect("ip");
-            assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Some(ns)
     }
@@ -261,14 +285,22 @@ impl NetNs {
             .args(["netns", "exec", &self.name, "nft", script])
             .output()
             .expect("nft");
-        assert!(out.status.success(), "nft {script}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "nft {script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
 impl Drop for NetNs {
     fn drop(&mut self) {
         // Deleting the namespace destroys the peer, which destroys the host end too.
-        let _ = Command::new("ip").args(["link", "del", &self.host_if]).output();
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }

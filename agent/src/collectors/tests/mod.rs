@@ -155,3 +155,20 @@ fn a_broken_collector_leaves_the_others_running() {
         "{text}"
     );
 }
+
+#[test]
+fn an_agent_built_without_ebpf_reports_every_collector_failed() {
+    // No privilege needed: nothing reaches the kernel.
+    let unbuilt: &'static Spec = Box::leak(Box::new(Spec { object: &[], ..cpu::SPEC }));
+    let (collectors, sink, registry) = start(&[unbuilt]);
+    let status = collectors.status();
+    assert_eq!(status[0].state, CollectorState::Failed);
+    assert_eq!(status[0].reason.as_deref(), Some("agent built without eBPF programs"));
+    collectors.collect_now();
+    assert!(sink.last("crowsnest_container_cpu_seconds_total", "/", &[]).is_none());
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+    assert!(text.contains("crowsnest_collector_up{collector=\"cpu\"} 0"), "{text}");
+    let json = serde_json::to_value(&status).expect("status serializes");
+    assert_eq!(json[0]["state"], "failed");
+}

@@ -49,13 +49,25 @@ fn loopback_bytes_opens_and_failed_connects() {
     assert!(cg.run(&script).expect("workload").success());
     collectors.collect_now();
     let get = |name, labels: &[(&str, &str)]| sink.last(name, cg.path(), labels).unwrap_or(-1.0);
-    assert_eq!(get("crowsnest_container_tcp_sent_bytes_total", &[]), 101_000.0);
-    assert_eq!(get("crowsnest_container_tcp_received_bytes_total", &[]), 101_000.0);
+    assert_eq!(
+        get("crowsnest_container_tcp_sent_bytes_total", &[]),
+        101_000.0
+    );
+    assert_eq!(
+        get("crowsnest_container_tcp_received_bytes_total", &[]),
+        101_000.0
+    );
     let opened = "crowsnest_container_tcp_connections_opened_total";
     assert_eq!(get(opened, &[("direction", "active")]), 1.0);
     assert_eq!(get(opened, &[("direction", "passive")]), 1.0);
-    assert_eq!(get("crowsnest_container_tcp_connect_failures_total", &[]), 1.0);
-    assert_eq!(get("crowsnest_container_tcp_connect_latency_seconds_count", &[]), 1.0);
+    assert_eq!(
+        get("crowsnest_container_tcp_connect_failures_total", &[]),
+        1.0
+    );
+    assert_eq!(
+        get("crowsnest_container_tcp_connect_latency_seconds_count", &[]),
+        1.0
+    );
     assert_eq!(get("crowsnest_container_tcp_retransmits_total", &[]), 0.0);
 }
 
@@ -103,23 +115,45 @@ fn retransmits_under_packet_loss() {
     let (collectors, sink, _registry) = start(&[&tcp::SPEC]);
     assert_loaded(&collectors);
     let mut server = Command::new("ip")
-        .args(["netns", "exec", ns.name(), "python3", "-c", SINK_SERVER, &port.to_string()])
+        .args([
+            "netns",
+            "exec",
+            ns.name(),
+            "python3",
+            "-c",
+            SINK_SERVER,
+            &port.to_string(),
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .expect("server");
     let mut ready = String::new();
-    BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut ready).expect("ready");
+    BufReader::new(server.stdout.take().expect("stdout"))
+        .read_line(&mut ready)
+        .expect("ready");
     assert_eq!(ready.trim(), "ready");
 
     let cg = TestCgroup::new("rtx");
     let out = cg
-        .output(&format!("exec python3 -c '{LOSSY_CLIENT}' {} {port}", ns.peer_addr()))
+        .output(&format!(
+            "exec python3 -c '{LOSSY_CLIENT}' {} {port}",
+            ns.peer_addr()
+        ))
         .expect("client");
     let _ = server.wait();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let truth: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().expect("total_retrans");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let truth: f64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("total_retrans");
     collectors.collect_now();
-    let got = sink.last("crowsnest_container_tcp_retransmits_total", cg.path(), &[]).unwrap_or(0.0);
+    let got = sink
+        .last("crowsnest_container_tcp_retransmits_total", cg.path(), &[])
+        .unwrap_or(0.0);
     eprintln!("tcp retransmits: ebpf={got} tcpi_total_retrans={truth}");
     // Segments, counted the way the kernel counts them for tcpi_total_retrans.
     assert!(truth >= 1.0, "no packet was lost, the test proves nothing");
