@@ -21,19 +21,17 @@ use aya_ebpf::{
     programs::BtfTracePointContext,
 };
 use crowsnest_ebpf::{
-    DEFAULT_CGROUPS, DEFAULT_INFLIGHT, Errno, add, count_drop, observe, read_at, upsert,
+    DEFAULT_CGROUPS, DEFAULT_INFLIGHT, Errno, add, count_drop, observe_into, upsert,
 };
-use crowsnest_ebpf_common::{CpuState, CpuStats, Histogram, KernelOffsets, NO_PENDING, drops};
+use crowsnest_ebpf_common::{CpuState, CpuStats, KernelOffsets, NO_PENDING, drops};
 
 /// Per-cgroup CPU counters.
 #[map]
 static CPU_STATS: HashMap<u64, CpuStats> = HashMap::with_max_entries(DEFAULT_CGROUPS, 0);
 
-/// Per-cgroup run-queue latency histogram.
-#[map]
-static RUNQ_LATENCY: HashMap<u64, Histogram> = HashMap::with_max_entries(DEFAULT_CGROUPS, 0);
-
-/// pid -> time it became runnable. LRU: tasks that exit while runnable age out by themselves.
+/// pid -> time it became runnable. Entries are not deleted when read: every switch-in is
+/// preceded by a fresh write (wakeup, or preemption at switch-out), and LRU eviction bounds the
+/// map, which saves a hash operation per context switch.
 #[map]
 static WAKEUP_TS: LruHashMap<u32, u64> = LruHashMap::with_max_entries(DEFAULT_INFLIGHT, 0);
 
@@ -84,8 +82,10 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), Errno> {
     let prev_state: u64 = ctx.arg(3);
     let prev_pid = bpf_get_current_pid_tgid() as u32;
 
-    // SAFETY: `next` is the tracepoint's task_struct argument.
-    let next_pid: u32 = unsafe { read_at(next, offsets().task_pid)? };
+    // SAFETY: `next` is the tracepoint's trusted task_struct pointer and the offset its `pid`
+    // member; the verifier checks this direct load against BTF (no helper call needed).
+    let next_pid: u32 =
+        unsafe { core::ptr::read_volatile(next.wrapping_add(offsets().task_pid as usize).cast()) };
     let next_wait = wait_since_runnable(next_pid, now);
 
     let state = CPU_STATE.get_ptr_mut(0).ok_or(-1)?;
@@ -104,17 +104,11 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), Errno> {
     let cgroup = unsafe { bpf_get_current_cgroup_id() };
     // Same rule the kernel uses for nvcsw/nivcsw: preempted or still runnable -> involuntary.
     let involuntary = preempt & 1 != 0 || prev_state as u32 == 0;
-    if involuntary && WAKEUP_TS.insert(prev_pid, now, u64::from(BPF_ANY)).is_err() {
-        count_drop(&DROPS, drops::INFLIGHT);
+    if involuntary {
+        mark_runnable(prev_pid, now);
     }
 
-    if let Some(stats) = upsert(
-        &CPU_STATS,
-        cgroup,
-        &CpuStats::default(),
-        &DROPS,
-        drops::STATS,
-    ) {
+    if let Some(stats) = upsert(&CPU_STATS, cgroup, &CpuStats::ZERO, &DROPS, drops::STATS) {
         // SAFETY: `stats` points into a live map value.
         unsafe {
             if last_switch != 0 {
@@ -125,32 +119,25 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), Errno> {
             } else {
                 add(&raw mut (*stats).voluntary_switches, 1);
             }
+            if pending_wait != NO_PENDING {
+                observe_into(&raw mut (*stats).runq_latency, pending_wait);
+            }
         }
-    }
-    if pending_wait != NO_PENDING {
-        observe(
-            &RUNQ_LATENCY,
-            cgroup,
-            pending_wait,
-            &DROPS,
-            drops::HISTOGRAM,
-        );
     }
     Ok(())
 }
 
-/// Takes the wakeup time of `pid` out of `WAKEUP_TS` and returns the wait, or `NO_PENDING`.
+/// Wait of `pid` since it became runnable (from `WAKEUP_TS`), or `NO_PENDING`.
 #[inline(always)]
 fn wait_since_runnable(pid: u32, now: u64) -> u64 {
     if pid == 0 {
         return NO_PENDING;
     }
-    // SAFETY: the value is copied out before the entry is removed.
-    let Some(since) = (unsafe { WAKEUP_TS.get(pid) }).copied() else {
-        return NO_PENDING;
-    };
-    let _ = WAKEUP_TS.remove(pid);
-    now.saturating_sub(since)
+    // SAFETY: the value is copied out at once.
+    match unsafe { WAKEUP_TS.get(pid) } {
+        Some(since) => now.saturating_sub(*since),
+        None => NO_PENDING,
+    }
 }
 
 /// `sched_wakeup(struct task_struct *p)`.
@@ -173,16 +160,29 @@ pub fn sched_wakeup_new(ctx: BtfTracePointContext) -> i32 {
 
 fn try_record_wakeup(ctx: &BtfTracePointContext) -> Result<(), Errno> {
     let task: *const u8 = ctx.arg(0);
-    // SAFETY: `task` is the tracepoint's task_struct argument.
-    let pid: u32 = unsafe { read_at(task, offsets().task_pid)? };
+    // SAFETY: `task` is the tracepoint's trusted task_struct pointer (see `try_sched_switch`).
+    let pid: u32 =
+        unsafe { core::ptr::read_volatile(task.wrapping_add(offsets().task_pid as usize).cast()) };
     if pid == 0 {
         return Ok(());
     }
-    let now = unsafe { bpf_ktime_get_ns() };
-    if WAKEUP_TS.insert(pid, now, u64::from(BPF_ANY)).is_err() {
-        count_drop(&DROPS, drops::INFLIGHT);
-    }
+    mark_runnable(pid, unsafe { bpf_ktime_get_ns() });
     Ok(())
+}
+
+/// Records that `pid` became runnable at `now`. Overwrites in place when the task already has
+/// an entry (the common case): an LRU map update allocates and frees a node, a store does not.
+#[inline(always)]
+fn mark_runnable(pid: u32, now: u64) {
+    match WAKEUP_TS.get_ptr_mut(pid) {
+        // SAFETY: `since` points into a live map value.
+        Some(since) => unsafe { core::ptr::write_volatile(since, now) },
+        None => {
+            if WAKEUP_TS.insert(pid, now, u64::from(BPF_ANY)).is_err() {
+                count_drop(&DROPS, drops::INFLIGHT);
+            }
+        }
+    }
 }
 
 /// Required by the kernel for GPL-only helpers; matches the project's licence choice for BPF.

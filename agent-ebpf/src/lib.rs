@@ -135,13 +135,23 @@ pub fn observe(
     slot: u32,
 ) {
     if let Some(hist) = upsert(map, key, &Histogram::ZERO, drops, slot) {
-        let index = bucket_index(ns);
-        // SAFETY: `hist` points into a live map value; `index` is < HISTOGRAM_BUCKETS.
-        unsafe {
-            if let Some(bucket) = (*hist).buckets.get_mut(index) {
-                add(bucket, 1);
-            }
-            add(&raw mut (*hist).sum_ns, ns);
+        // SAFETY: `hist` points into a live map value.
+        unsafe { observe_into(hist, ns) };
+    }
+}
+
+/// Records one observation of `ns` nanoseconds into `hist`.
+///
+/// # Safety
+/// `hist` must point into a live map value.
+#[inline(always)]
+pub unsafe fn observe_into(hist: *mut Histogram, ns: u64) {
+    let index = bucket_index(ns);
+    // SAFETY: forwarded contract; `index` is < HISTOGRAM_BUCKETS.
+    unsafe {
+        if let Some(bucket) = (*hist).buckets.get_mut(index) {
+            add(bucket, 1);
         }
+        add(&raw mut (*hist).sum_ns, ns);
     }
 }

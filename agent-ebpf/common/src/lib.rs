@@ -84,9 +84,10 @@ impl Histogram {
     };
 }
 
-/// CPU counters per cgroup (map `CPU_STATS`, key: cgroup v2 id).
+/// CPU counters per cgroup (map `CPU_STATS`, key: cgroup v2 id). The run-queue histogram
+/// shares the entry so a context switch costs one hash lookup, not two.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CpuStats {
     /// Time tasks of the cgroup spent on a CPU, in nanoseconds.
     pub on_cpu_ns: u64,
@@ -94,6 +95,18 @@ pub struct CpuStats {
     pub voluntary_switches: u64,
     /// Context switches where the task was preempted while still runnable.
     pub involuntary_switches: u64,
+    /// Time from becoming runnable (wakeup or preemption) to running.
+    pub runq_latency: Histogram,
+}
+
+impl CpuStats {
+    /// All zero, used to create map entries.
+    pub const ZERO: Self = Self {
+        on_cpu_ns: 0,
+        voluntary_switches: 0,
+        involuntary_switches: 0,
+        runq_latency: Histogram::ZERO,
+    };
 }
 
 /// Per-CPU scratch state of the `cpu` collector (map `CPU_STATE`, one slot per CPU).

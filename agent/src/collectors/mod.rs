@@ -126,13 +126,7 @@ impl Collectors {
         registry: &mut Registry,
     ) -> Self {
         let metrics = SelfMetrics::register(registry);
-        let stats = match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
-            Ok(fd) => Some(fd),
-            Err(err) => {
-                info!(error = %err, "bpf_stats unavailable; program run time will read 0");
-                None
-            }
-        };
+        let stats = enable_bpf_stats();
         let shared = Shared::probe();
         let mut entries = Vec::with_capacity(specs.len());
         for spec in specs {
@@ -264,6 +258,24 @@ impl Drop for Collectors {
     fn drop(&mut self) {
         for task in &self.tasks {
             task.abort();
+        }
+    }
+}
+
+/// Turns on the kernel's per-program run time accounting: `BPF_ENABLE_STATS` (5.8+) keeps it on
+/// for as long as the returned fd lives; otherwise the `kernel.bpf_stats_enabled` sysctl, which
+/// stays on after the agent exits. Without either, program costs read 0.
+fn enable_bpf_stats() -> Option<OwnedFd> {
+    match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
+        Ok(fd) => Some(fd),
+        Err(err) => {
+            let sysctl = std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1");
+            info!(
+                error = %err,
+                sysctl_enabled = sysctl.is_ok(),
+                "BPF_ENABLE_STATS unavailable; fell back to the bpf_stats_enabled sysctl"
+            );
+            None
         }
     }
 }

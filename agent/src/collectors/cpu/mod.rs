@@ -2,7 +2,7 @@
 //! (kernel side: `agent-ebpf/src/cpu.rs`).
 
 use aya::Ebpf;
-use crowsnest_ebpf_common::{CpuStats, Histogram};
+use crowsnest_ebpf_common::CpuStats;
 
 use super::{
     error::CollectorError,
@@ -16,7 +16,7 @@ pub static SPEC: Spec = Spec {
     kind: CollectorKind::Cpu,
     object: aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/cpu")),
     programs: &PROGRAMS,
-    cgroup_maps: &["CPU_STATS", "RUNQ_LATENCY"],
+    cgroup_maps: &["CPU_STATS"],
     inflight_maps: &["WAKEUP_TS"],
     read,
 };
@@ -39,12 +39,8 @@ pub const PROGRAMS: [ProgramSpec; 3] = [
 
 fn read(ebpf: &mut Ebpf, samples: &mut CgroupSamples) -> Result<(), CollectorError> {
     samples.for_each(ebpf, "CPU_STATS", |out, stats: &CpuStats| {
-        out.counter(
-            0,
-            "crowsnest_container_cpu_seconds_total",
-            &[],
-            stats.on_cpu_ns as f64 / 1e9,
-        );
+        let seconds = stats.on_cpu_ns as f64 / 1e9;
+        out.counter(0, "crowsnest_container_cpu_seconds_total", &[], seconds);
         let name = "crowsnest_container_context_switches_total";
         out.counter(
             1,
@@ -58,8 +54,7 @@ fn read(ebpf: &mut Ebpf, samples: &mut CgroupSamples) -> Result<(), CollectorErr
             &[("kind", "involuntary")],
             stats.involuntary_switches as f64,
         );
-    })?;
-    samples.for_each(ebpf, "RUNQ_LATENCY", |out, hist: &Histogram| {
-        out.histogram(16, "crowsnest_container_runqueue_latency_seconds", hist);
+        let runq = "crowsnest_container_runqueue_latency_seconds";
+        out.histogram(16, runq, &stats.runq_latency);
     })
 }

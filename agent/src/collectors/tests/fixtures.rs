@@ -20,11 +20,11 @@ pub fn privileged(test: &str) -> bool {
         .lines()
         .find(|l| l.starts_with("Uid:"))
         .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"));
-    let built = !crate::collectors::REGISTERED.iter().any(|spec| spec.object.is_empty());
-    let ok = built
-        && root
-        && cgroup2_mount().is_some()
-        && Path::new("/sys/kernel/btf/vmlinux").exists();
+    let built = !crate::collectors::REGISTERED
+        .iter()
+        .any(|spec| spec.object.is_empty());
+    let ok =
+        built && root && cgroup2_mount().is_some() && Path::new("/sys/kernel/btf/vmlinux").exists();
     if !ok {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),

@@ -86,6 +86,45 @@ fn cpu_seconds_match_cgroup_cpu_stat() {
 }
 
 #[test]
+fn runqueue_latency_matches_schedstat_run_delay() {
+    if !privileged("runqueue_latency_matches_schedstat_run_delay") {
+        return;
+    }
+    let (collectors, sink, _registry) = start(&[&cpu::SPEC]);
+    assert_loaded(&collectors);
+    let cg = TestCgroup::new("runq");
+    // More busy shells than CPUs so they queue. Each loop is builtins only (no child
+    // processes), and each shell prints its own schedstat run_delay (ns spent runnable but
+    // waiting) when done: the kernel's ground truth for what the histogram sums.
+    let cpus = std::thread::available_parallelism().map_or(2, usize::from);
+    let burner = "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; \
+                  read run wait slices < /proc/$$/schedstat; echo $wait";
+    let script = format!(
+        "for n in $(seq {}); do sh -c '{burner}' & done; wait",
+        cpus + 1
+    );
+    let out = cg.output(&script).expect("workload");
+    assert!(out.status.success());
+    collectors.collect_now();
+    let truth: f64 = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().parse::<f64>().expect("run_delay"))
+        .sum::<f64>()
+        / 1e9;
+    let name = "crowsnest_container_runqueue_latency_seconds_sum";
+    let got = sink
+        .last(name, cg.path(), &[])
+        .expect("no runqueue histogram");
+    eprintln!("runqueue: ebpf={got:.4}s schedstat run_delay={truth:.4}s");
+    assert!(truth > 0.05, "the burners did not queue: {truth}");
+    // The histogram also holds the parent shell's and seq's (small) waits.
+    assert!(
+        got >= truth * 0.9 && got <= truth * 1.2,
+        "ebpf {got} vs run_delay {truth}"
+    );
+}
+
+#[test]
 fn series_go_stale_after_cgroup_removal() {
     if !privileged("series_go_stale_after_cgroup_removal") {
         return;
@@ -159,16 +198,28 @@ fn a_broken_collector_leaves_the_others_running() {
 #[test]
 fn an_agent_built_without_ebpf_reports_every_collector_failed() {
     // No privilege needed: nothing reaches the kernel.
-    let unbuilt: &'static Spec = Box::leak(Box::new(Spec { object: &[], ..cpu::SPEC }));
+    let unbuilt: &'static Spec = Box::leak(Box::new(Spec {
+        object: &[],
+        ..cpu::SPEC
+    }));
     let (collectors, sink, registry) = start(&[unbuilt]);
     let status = collectors.status();
     assert_eq!(status[0].state, CollectorState::Failed);
-    assert_eq!(status[0].reason.as_deref(), Some("agent built without eBPF programs"));
+    assert_eq!(
+        status[0].reason.as_deref(),
+        Some("agent built without eBPF programs")
+    );
     collectors.collect_now();
-    assert!(sink.last("crowsnest_container_cpu_seconds_total", "/", &[]).is_none());
+    assert!(
+        sink.last("crowsnest_container_cpu_seconds_total", "/", &[])
+            .is_none()
+    );
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
-    assert!(text.contains("crowsnest_collector_up{collector=\"cpu\"} 0"), "{text}");
+    assert!(
+        text.contains("crowsnest_collector_up{collector=\"cpu\"} 0"),
+        "{text}"
+    );
     let json = serde_json::to_value(&status).expect("status serializes");
     assert_eq!(json[0]["state"], "failed");
 }
