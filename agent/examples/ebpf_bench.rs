@@ -140,14 +140,17 @@ fn storm(duration: Duration) -> Result<u64> {
     Ok(trips)
 }
 
-/// utime + stime of this process from /proc/self/stat, in seconds.
+/// CPU time of this process's live threads, in seconds, with nanosecond resolution (the first
+/// field of each `/proc/self/task/<tid>/schedstat`; `/proc/self/stat` only counts 10 ms ticks).
 fn process_cpu_seconds() -> Result<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = stat.rsplit_once(')').context("stat format")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11).context("utime")?.parse::<f64>()?
-        + fields.get(12).context("stime")?.parse::<f64>()?;
-    // USER_HZ is 100 on every Linux architecture crowsnest targets.
-    Ok(ticks / 100.0)
+    let mut ns = 0u64;
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let stat = std::fs::read_to_string(task?.path().join("schedstat"))?;
+        ns += stat
+            .split_whitespace()
+            .next()
+            .context("schedstat")?
+            .parse::<u64>()?;
+    }
+    Ok(ns as f64 / 1e9)
 }

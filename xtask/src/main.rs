@@ -13,7 +13,16 @@ fn main() -> Result<()> {
         .collect::<Vec<_>>()
         .as_slice()
     {
-        ["setup-ebpf"] => ebpf::ensure_toolchain(),
-        other => bail!("unknown task {other:?}; available: setup-ebpf"),
+        ["setup-ebpf"] => ebpf::ensure_toolchain().and_then(|()| ebpf::ensure_test_tools()),
+        ["bench", "ebpf", rest @ ..] => {
+            let release = rest.contains(&"--release");
+            let rest: Vec<String> = rest
+                .iter()
+                .filter(|a| **a != "--release")
+                .map(|a| (*a).to_owned())
+                .collect();
+            ebpf::bench(release, &rest)
+        }
+        other => bail!("unknown task {other:?}; available: setup-ebpf, bench ebpf [--release]"),
     }
 }

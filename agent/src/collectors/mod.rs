@@ -13,6 +13,7 @@ mod cpu;
 mod error;
 mod metrics;
 mod process;
+mod running;
 pub mod samples;
 pub mod spec;
 mod tcp;
@@ -20,21 +21,17 @@ mod tcp;
 mod tests;
 
 use std::{
-    collections::HashMap,
     os::fd::OwnedFd,
     sync::{Arc, Mutex, PoisonError},
-    time::{SystemTime, UNIX_EPOCH},
 };
 
-use aya::{Ebpf, maps::PerCpuArray};
-use crowsnest_ebpf_common::drops;
 pub use error::CollectorError;
 use metrics::SelfMetrics;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tracing::{Instrument as _, info, warn};
 
-use self::{cgroups::CgroupResolver, samples::CgroupSamples, spec::Spec};
+use self::{cgroups::CgroupResolver, running::Running, samples::CgroupSamples, spec::Spec};
 use crate::{
     config::collectors::CollectorsConfig,
     model::{Sample, SampleSink},
@@ -77,13 +74,6 @@ pub struct CollectorStatus {
     pub programs: Vec<ProgramStatus>,
 }
 
-struct Running {
-    ebpf: Ebpf,
-    samples: CgroupSamples,
-    last_stats: HashMap<&'static str, (u64, u64)>,
-    last_drops: [u64; drops::SLOTS as usize],
-}
-
 struct Entry {
     spec: &'static Spec,
     reason: Option<String>,
@@ -93,7 +83,6 @@ struct Entry {
 /// The running collectors. Dropping it stops the read tasks and detaches every program.
 pub struct Collectors {
     entries: Vec<Arc<Mutex<Entry>>>,
-    metrics: SelfMetrics,
     sink: Arc<dyn SampleSink>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     // Keeps kernel bpf_stats on while the agent runs (the kernel turns them off on close).
@@ -144,15 +133,11 @@ impl Collectors {
                     metrics.up.get_or_create(&vec![("collector", name)]).set(1);
                     let resolver = shared.as_ref().map(|s| s.cgroup_root.clone());
                     let resolver = CgroupResolver::new(resolver.unwrap_or_default());
+                    let samples = CgroupSamples::new(resolver);
                     Entry {
                         spec,
                         reason: None,
-                        running: Some(Running {
-                            ebpf,
-                            samples: CgroupSamples::new(resolver),
-                            last_stats: HashMap::new(),
-                            last_drops: [0; drops::SLOTS as usize],
-                        }),
+                        running: Some(Running::new(spec, ebpf, samples, &metrics)),
                     }
                 }
                 Err(reason) => {
@@ -169,7 +154,6 @@ impl Collectors {
         }
         let mut collectors = Self {
             entries,
-            metrics,
             sink,
             tasks: Vec::new(),
             _stats: stats,
@@ -182,7 +166,7 @@ impl Collectors {
 
     fn spawn_readers(&mut self, interval: std::time::Duration) {
         for entry in &self.entries {
-            let (entry, metrics, sink) = (entry.clone(), self.metrics.clone(), self.sink.clone());
+            let (entry, sink) = (entry.clone(), self.sink.clone());
             let name = lock(&entry).spec.kind.as_str();
             if lock(&entry).running.is_none() {
                 continue;
@@ -194,7 +178,7 @@ impl Collectors {
                     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                     loop {
                         tick.tick().await;
-                        let samples = collect(&mut lock(&entry), &metrics);
+                        let samples = collect(&mut lock(&entry));
                         if !samples.is_empty() {
                             sink.append(&samples);
                         }
@@ -209,7 +193,7 @@ impl Collectors {
     /// tasks do this every interval; tests and shutdown flushes call it directly).
     pub fn collect_now(&self) {
         for entry in &self.entries {
-            let samples = collect(&mut lock(entry), &self.metrics);
+            let samples = collect(&mut lock(entry));
             if !samples.is_empty() {
                 self.sink.append(&samples);
             }
@@ -230,8 +214,7 @@ impl Collectors {
                         let (ns, count) = entry
                             .running
                             .as_ref()
-                            .and_then(|r| r.ebpf.program(p.name))
-                            .map_or((0, 0), spec::program_stats);
+                            .map_or((0, 0), |r| r.program_stats(p.name));
                         ProgramStatus {
                             name: p.name,
                             run_time_seconds: ns as f64 / 1e9,
@@ -306,70 +289,11 @@ impl Shared {
     }
 }
 
-/// One read of a collector: samples (empty for failed collectors or failed reads) and updated
-/// self-metrics.
-fn collect(entry: &mut Entry, metrics: &SelfMetrics) -> Vec<Sample> {
+/// One read of a collector (nothing for a failed one).
+fn collect(entry: &mut Entry) -> Vec<Sample> {
     let spec = entry.spec;
-    let name = spec.kind.as_str();
-    let Some(running) = entry.running.as_mut() else {
-        return Vec::new();
-    };
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    running.samples.begin(now_ms);
-    let samples = match (spec.read)(&mut running.ebpf, &mut running.samples) {
-        Ok(()) => running.samples.finish().to_vec(),
-        Err(err) => {
-            metrics
-                .read_errors
-                .get_or_create(&vec![("collector", name)])
-                .inc();
-            warn!(collector = name, kind = err.kind(), error = %err.reason(), "reading maps failed");
-            Vec::new()
-        }
-    };
-
-    for program in spec.programs {
-        let Some(loaded) = running.ebpf.program(program.name) else {
-            continue;
-        };
-        let (ns, count) = spec::program_stats(loaded);
-        let (last_ns, last_count) = running
-            .last_stats
-            .insert(program.name, (ns, count))
-            .unwrap_or((0, 0));
-        let labels = vec![("collector", name), ("program", program.name)];
-        metrics
-            .run_time
-            .get_or_create(&labels)
-            .inc_by(ns.saturating_sub(last_ns) as f64 / 1e9);
-        metrics
-            .run_count
-            .get_or_create(&labels)
-            .inc_by(count.saturating_sub(last_count));
-    }
-    if let Some(map) = running.ebpf.map("DROPS")
-        && let Ok(table) = PerCpuArray::<_, u64>::try_from(map)
-    {
-        {
-            for (slot, label) in [
-                (drops::STATS, "stats"),
-                (drops::HISTOGRAM, "histogram"),
-                (drops::INFLIGHT, "inflight"),
-            ] {
-                let Ok(values) = table.get(&slot, 0) else {
-                    continue;
-                };
-                let total: u64 = values.iter().sum();
-                let last = &mut running.last_drops[slot as usize];
-                metrics
-                    .map_full_drops
-                    .get_or_create(&vec![("collector", name), ("map", label)])
-                    .inc_by(total.saturating_sub(*last));
-                *last = total;
-            }
-        }
-    }
-    samples
+    entry
+        .running
+        .as_mut()
+        .map_or_else(Vec::new, |running| running.collect(spec))
 }
