@@ -76,6 +76,17 @@ impl Running {
         }
     }
 
+    /// Keys (cgroup ids) currently in the per-cgroup map `map`.
+    #[cfg(test)]
+    pub fn cgroup_keys(&self, map: &str) -> Vec<u64> {
+        let Some(map) = self.ebpf.map(map) else {
+            return Vec::new();
+        };
+        aya::maps::HashMap::<_, u64, crowsnest_ebpf_common::CpuStats>::try_from(map)
+            .map(|m| m.keys().filter_map(Result::ok).collect())
+            .unwrap_or_default()
+    }
+
     /// Kernel run time (ns) and run count of program `name`.
     pub fn program_stats(&self, name: &str) -> (u64, u64) {
         self.ebpf.program(name).map_or((0, 0), spec::program_stats)

@@ -61,6 +61,12 @@ impl TestCgroup {
         &self.rel
     }
 
+    /// The cgroup id (the directory's inode number).
+    pub fn id(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt as _;
+        std::fs::metadata(&self.dir).expect("cgroup dir").ino()
+    }
+
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir

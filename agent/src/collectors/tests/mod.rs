@@ -16,15 +16,26 @@ use super::{CollectorState, Collectors, cpu, spec::Spec};
 use crate::config::collectors::{CollectorKind, CollectorsConfig};
 
 fn start(specs: &[&'static Spec]) -> (Collectors, Arc<RecordingSink>, Registry) {
+    start_with_config(specs, &CollectorsConfig::default())
+}
+
+fn start_with_config(
+    specs: &[&'static Spec],
+    cfg: &CollectorsConfig,
+) -> (Collectors, Arc<RecordingSink>, Registry) {
     let sink = Arc::new(RecordingSink::default());
     let mut registry = Registry::default();
-    let collectors = Collectors::start_with(
-        specs,
-        &CollectorsConfig::default(),
-        sink.clone(),
-        &mut registry,
-    );
+    let collectors = Collectors::start_with(specs, cfg, sink.clone(), &mut registry);
     (collectors, sink, registry)
+}
+
+/// ids of the cgroups in the first collector's `CPU_STATS` map.
+fn cpu_map_keys(collectors: &Collectors) -> Vec<u64> {
+    super::lock(&collectors.entries[0])
+        .running
+        .as_ref()
+        .map(|r| r.cgroup_keys("CPU_STATS"))
+        .unwrap_or_default()
 }
 
 fn assert_loaded(collectors: &Collectors) {
@@ -147,6 +158,38 @@ fn series_go_stale_after_cgroup_removal() {
         crate::model::is_stale_nan(value),
         "expected a stale marker, got {value}"
     );
+}
+
+#[test]
+fn a_full_map_counts_drops() {
+    if !privileged("a_full_map_counts_drops") {
+        return;
+    }
+    // Room for one cgroup: the first busy cgroup on the host takes it, ours is dropped.
+    let cfg = CollectorsConfig {
+        max_cgroups: 1,
+        ..CollectorsConfig::default()
+    };
+    let (collectors, _sink, registry) = start_with_config(&[&cpu::SPEC], &cfg);
+    assert_loaded(&collectors);
+    let a = TestCgroup::new("full-a");
+    let b = TestCgroup::new("full-b");
+    assert!(a.run("true").expect("workload").success());
+    assert!(b.run("true").expect("workload").success());
+    collectors.collect_now();
+    assert!(cpu_map_keys(&collectors).len() <= 1);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+    let drops = text
+        .lines()
+        .find(|l| {
+            l.starts_with("crowsnest_ebpf_map_full_drops_total{")
+                && l.contains("collector=\"cpu\"")
+                && l.contains("map=\"stats\"")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .expect("drop counter exported");
+    assert!(drops > 0.0, "{text}");
 }
 
 #[test]
