@@ -143,12 +143,14 @@ fn series_go_stale_after_cgroup_removal() {
     let (collectors, sink, _registry) = start(&[&cpu::SPEC]);
     let cg = TestCgroup::new("stale");
     let path = cg.path().to_owned();
+    let id = cg.id();
     assert!(cg.run("true").expect("workload").success());
     collectors.collect_now();
     assert!(
         sink.last("crowsnest_container_cpu_seconds_total", &path, &[])
             .is_some()
     );
+    assert!(cpu_map_keys(&collectors).contains(&id));
     drop(cg);
     collectors.collect_now();
     let value = sink
@@ -158,6 +160,8 @@ fn series_go_stale_after_cgroup_removal() {
         crate::model::is_stale_nan(value),
         "expected a stale marker, got {value}"
     );
+    // The kernel entry of the removed cgroup is gone too (churn must not fill the map).
+    assert!(!cpu_map_keys(&collectors).contains(&id));
 }
 
 #[test]
