@@ -9,7 +9,7 @@ use std::{
 use aya::{Ebpf, maps::PerCpuArray};
 use crowsnest_ebpf_common::drops;
 use prometheus_client::metrics::counter::Counter;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::{metrics::SelfMetrics, samples::CgroupSamples, spec, spec::Spec};
 use crate::model::Sample;
@@ -37,6 +37,8 @@ pub struct Running {
     /// Kernel totals at the previous read (the kernel reports totals, metrics take deltas).
     last_programs: Vec<(u64, u64)>,
     last_drops: [u64; DROP_SLOTS.len()],
+    /// Kind of the last read failure, so a persistent failure logs once, not every interval.
+    failing: Option<&'static str>,
 }
 
 impl Running {
@@ -73,6 +75,7 @@ impl Running {
             handles,
             last_programs: vec![(0, 0); spec.programs.len()],
             last_drops: [0; DROP_SLOTS.len()],
+            failing: None,
         }
     }
 
@@ -99,16 +102,19 @@ impl Running {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         self.samples.begin(now_ms);
+        let collector = spec.kind.as_str();
         let samples = match (spec.read)(&mut self.ebpf, &mut self.samples) {
-            Ok(()) => self.samples.finish().to_vec(),
+            Ok(()) => {
+                if self.failing.take().is_some() {
+                    info!(collector, "reading maps works again");
+                }
+                self.samples.finish().to_vec()
+            }
             Err(err) => {
                 self.handles.read_errors.inc();
-                warn!(
-                    collector = spec.kind.as_str(),
-                    kind = err.kind(),
-                    error = %err.reason(),
-                    "reading maps failed"
-                );
+                if self.failing.replace(err.kind()) != Some(err.kind()) {
+                    warn!(collector, kind = err.kind(), error = %err.reason(), "reading maps failed");
+                }
                 Vec::new()
             }
         };
