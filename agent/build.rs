@@ -20,7 +20,6 @@ const SKIP_ENV: &str = "CROWSNEST_SKIP_EBPF";
 
 fn main() -> Result<()> {
     println!("cargo:rerun-if-env-changed={SKIP_ENV}");
-    println!("cargo:rerun-if-env-changed=PATH");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").context("OUT_DIR not set")?);
     let manifest_dir =
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR not set")?);
@@ -28,8 +27,11 @@ fn main() -> Result<()> {
 
     if let Some(reason) = skip_reason() {
         println!("cargo:warning=eBPF programs not built ({reason}); collectors will report failed");
-        // Rebuild once the toolchain appears.
+        // Rebuild once `cargo install bpf-linker` (via xtask) changes cargo's bin directory.
         println!("cargo:rerun-if-changed={}", ebpf_dir.display());
+        if let Some(bin) = cargo_bin_dir() {
+            println!("cargo:rerun-if-changed={}", bin.display());
+        }
         return write_empty(&out_dir);
     }
 
@@ -68,6 +70,13 @@ fn skip_reason() -> Option<String> {
         }
         Some(_) => None,
     }
+}
+
+fn cargo_bin_dir() -> Option<PathBuf> {
+    let home = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
+    Some(home.join("bin"))
 }
 
 fn find_in_path(binary: &str) -> Option<PathBuf> {
