@@ -50,37 +50,6 @@ fn ensure_rust_src() -> Result<PathBuf> {
     Ok(sysroot)
 }
 
-/// Programs the real-kernel collector tests drive: `ip` (network namespaces), `nft` (packet
-/// loss), `python3` (TCP client/server). Installs missing ones with apt when possible.
-pub fn ensure_test_tools() -> Result<()> {
-    let missing: Vec<(&str, &str)> = [
-        ("ip", "iproute2"),
-        ("nft", "nftables"),
-        ("python3", "python3"),
-    ]
-    .into_iter()
-    .filter(|(tool, _)| !on_path(tool))
-    .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let packages: Vec<&str> = missing.iter().map(|(_, package)| *package).collect();
-    if !on_path("apt-get") {
-        bail!("missing {packages:?} for the eBPF collector tests; install them (no apt-get here)");
-    }
-    eprintln!("xtask: installing {packages:?} for the eBPF collector tests");
-    run(Command::new("apt-get")
-        .args(["install", "-y", "-q", "--no-install-recommends"])
-        .args(&packages)
-        .env("DEBIAN_FRONTEND", "noninteractive"))
-    .with_context(|| format!("installing {packages:?}"))
-}
-
-fn on_path(tool: &str) -> bool {
-    env::var_os("PATH")
-        .is_some_and(|path| env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
-}
-
 /// `cargo xtask bench ebpf`: builds the agent's `ebpf_bench` example (release with `release`)
 /// and runs it as root: a context-switch storm with per-program ns/event from bpf_stats, then
 /// the idle agent's CPU use. `args` go to the example (`--storm-secs N`, `--idle-secs N`).

@@ -13,7 +13,7 @@ fn main() -> Result<()> {
         .collect::<Vec<_>>()
         .as_slice()
     {
-        ["setup-ebpf"] => ebpf::ensure_toolchain().and_then(|()| ebpf::ensure_test_tools()),
+        ["setup-ebpf"] => ebpf::ensure_toolchain(),
         ["bench", "ebpf", rest @ ..] => {
             let release = rest.contains(&"--release");
             let rest: Vec<String> = rest

@@ -36,6 +36,24 @@ pub fn privileged(test: &str) -> bool {
     ok
 }
 
+/// Whether the external programs a test drives are installed (`cargo xtask test` installs them
+/// from `tests/dependencies.txt`). Prints a skip notice when not; panics when `CI=true`.
+pub fn tools_present(test: &str, tools: &[&str]) -> bool {
+    for tool in tools {
+        let found = std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()));
+        if !found {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{test}: {tool} missing; CI=true forbids skipping"
+            );
+            eprintln!("skip {test}: {tool} not installed");
+            return false;
+        }
+    }
+    true
+}
+
 /// A cgroup v2 directory under the detected cgroup2 mount, removed (with its processes killed)
 /// on drop, even when the test panics.
 pub struct TestCgroup {
@@ -218,23 +236,8 @@ pub struct NetNs {
 }
 
 impl NetNs {
-    /// Creates it, or prints why it cannot (no `ip`/`nft`) and returns `None`; with `CI=true`
-    /// that is a failure.
-    pub fn new(tag: &str) -> Option<Self> {
-        for tool in ["ip", "nft"] {
-            let found = Command::new(tool)
-                .arg("-V")
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if !found {
-                assert!(
-                    std::env::var("CI").as_deref() != Ok("true"),
-                    "{tool} missing (cargo xtask installs it); CI=true forbids skipping"
-                );
-                eprintln!("skip: {tool} not installed");
-                return None;
-            }
-        }
+    /// Creates it (callers check `tools_present(.., &["ip", "nft"])` first).
+    pub fn new(tag: &str) -> Self {
         let id = std::process::id();
         let subnet = id % 200 + 20;
         let ns = Self {
@@ -272,7 +275,7 @@ impl NetNs {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        Some(ns)
+        ns
     }
 
     /// The namespace name.

@@ -8,7 +8,7 @@ use std::{
 
 use super::{
     assert_loaded,
-    fixtures::{NetNs, TestCgroup, privileged},
+    fixtures::{NetNs, TestCgroup, privileged, tools_present},
     start,
 };
 use crate::collectors::tcp;
@@ -39,7 +39,8 @@ except ConnectionRefusedError:
 
 #[test]
 fn loopback_bytes_opens_and_failed_connects() {
-    if !privileged("loopback_bytes_opens_and_failed_connects") {
+    let test = "loopback_bytes_opens_and_failed_connects";
+    if !privileged(test) || !tools_present(test, &["python3"]) {
         return;
     }
     let (collectors, sink, _registry) = start(&[&tcp::SPEC]);
@@ -99,12 +100,11 @@ print(struct.unpack_from("I", info, 100)[0])
 
 #[test]
 fn retransmits_under_packet_loss() {
-    if !privileged("retransmits_under_packet_loss") {
+    let test = "retransmits_under_packet_loss";
+    if !privileged(test) || !tools_present(test, &["python3", "ip", "nft"]) {
         return;
     }
-    let Some(ns) = NetNs::new("rtx") else {
-        return;
-    };
+    let ns = NetNs::new("rtx");
     let port = 18_080;
     // Drop 10% of the data segments arriving at the server: the client retransmits them.
     ns.nft(&format!(
