@@ -52,9 +52,11 @@ fn cpu_seconds_match_cgroup_cpu_stat() {
     let (collectors, sink, _registry) = start(&[&cpu::SPEC]);
     assert_loaded(&collectors);
     let cg = TestCgroup::new("cpu");
-    // Two busy shells for ~1.5 s: on-CPU time is what cpu.stat counts too.
+    // Two shells each doing a fixed amount of work (builtins only), so the CPU they use does
+    // not depend on how busy the machine is; cpu.stat counts the same on-CPU time.
+    let burner = "i=0; while [ $i -lt 500000 ]; do i=$((i+1)); done";
     let status = cg
-        .run("for i in 1 2; do timeout 1.5 sh -c 'while :; do :; done' & done; wait")
+        .run(&format!("for n in 1 2; do sh -c '{burner}' & done; wait"))
         .expect("workload");
     assert!(status.success());
     std::thread::sleep(Duration::from_millis(50));
@@ -64,7 +66,7 @@ fn cpu_seconds_match_cgroup_cpu_stat() {
         .last("crowsnest_container_cpu_seconds_total", cg.path(), &[])
         .expect("no cpu series");
     eprintln!("cpu: ebpf={got:.4}s cpu.stat={truth:.4}s");
-    assert!(truth > 1.0, "workload did not burn CPU: {truth}");
+    assert!(truth > 0.3, "workload did not burn CPU: {truth}");
     assert!(
         (got - truth).abs() <= truth * 0.10,
         "ebpf {got} vs cpu.stat {truth}"
