@@ -5,7 +5,10 @@
 //! task: its cgroup comes from `bpf_get_current_cgroup_id` without reading `task_struct`. On-CPU
 //! time is the gap between two switches on the same CPU (per-CPU slot, no per-task map).
 //! Run-queue latency is wakeup (or preemption) -> switch-in, keyed by pid; it is charged when the
-//! task next switches out, again as `current`.
+//! task next switches out, again as `current`. A task that keeps its CPU without switching (alone
+//! on it) would be charged only when it finally switches, so a per-CPU clock event (`cpu_clock`,
+//! every 100 ms) charges the running task's time so far, in its own context, and moves the
+//! per-CPU mark forward.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 #![allow(
@@ -16,9 +19,9 @@
 use aya_ebpf::{
     bindings::BPF_ANY,
     helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    macros::{btf_tracepoint, map},
+    macros::{btf_tracepoint, map, perf_event},
     maps::{HashMap, LruHashMap, PerCpuArray},
-    programs::BtfTracePointContext,
+    programs::{BtfTracePointContext, PerfEventContext},
 };
 use crowsnest_ebpf::{
     DEFAULT_CGROUPS, DEFAULT_INFLIGHT, Errno, add, count_drop, observe_into, upsert,
@@ -89,7 +92,8 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), Errno> {
     let next_wait = wait_since_runnable(next_pid, now);
 
     let state = CPU_STATE.get_ptr_mut(0).ok_or(-1)?;
-    // SAFETY: per-CPU slot, only touched by this CPU's programs.
+    // SAFETY: per-CPU slot, only touched by this CPU's programs, which never interleave
+    // (sched_switch runs with interrupts off, the clock event in interrupt context).
     let (last_switch, pending_wait) = unsafe {
         let previous = *state;
         (*state).last_switch_ns = now;
@@ -101,29 +105,73 @@ fn try_sched_switch(ctx: &BtfTracePointContext) -> Result<(), Errno> {
     if prev_pid == 0 {
         return Ok(());
     }
-    let cgroup = unsafe { bpf_get_current_cgroup_id() };
     // Same rule the kernel uses for nvcsw/nivcsw: preempted or still runnable -> involuntary.
     let involuntary = preempt & 1 != 0 || prev_state as u32 == 0;
     if involuntary {
         mark_runnable(prev_pid, now);
     }
+    let switch = if involuntary {
+        Switch::Involuntary
+    } else {
+        Switch::Voluntary
+    };
+    charge(now, last_switch, pending_wait, switch);
+    Ok(())
+}
 
-    if let Some(stats) = upsert(&CPU_STATS, cgroup, &CpuStats::ZERO, &DROPS, drops::STATS) {
-        // SAFETY: `stats` points into a live map value.
-        unsafe {
-            if last_switch != 0 {
-                add(&raw mut (*stats).on_cpu_ns, now.saturating_sub(last_switch));
-            }
-            if involuntary {
-                add(&raw mut (*stats).involuntary_switches, 1);
-            } else {
-                add(&raw mut (*stats).voluntary_switches, 1);
-            }
-            if pending_wait != NO_PENDING {
-                observe_into(&raw mut (*stats).runq_latency, pending_wait);
-            }
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Switch {
+    None,
+    Voluntary,
+    Involuntary,
+}
+
+/// Charges the current task's cgroup with its time on this CPU since `last_switch`, its
+/// pending run-queue wait and the context switch, if any.
+#[inline(always)]
+fn charge(now: u64, last_switch: u64, pending_wait: u64, switch: Switch) {
+    let cgroup = unsafe { bpf_get_current_cgroup_id() };
+    let Some(stats) = upsert(&CPU_STATS, cgroup, &CpuStats::ZERO, &DROPS, drops::STATS) else {
+        return;
+    };
+    // SAFETY: `stats` points into a live map value.
+    unsafe {
+        if last_switch != 0 {
+            add(&raw mut (*stats).on_cpu_ns, now.saturating_sub(last_switch));
+        }
+        match switch {
+            Switch::Voluntary => add(&raw mut (*stats).voluntary_switches, 1),
+            Switch::Involuntary => add(&raw mut (*stats).involuntary_switches, 1),
+            Switch::None => {}
+        }
+        if pending_wait != NO_PENDING {
+            observe_into(&raw mut (*stats).runq_latency, pending_wait);
         }
     }
+}
+
+/// Per-CPU clock event (user space attaches it on every CPU, every 100 ms): charges the running
+/// task's time so far, so a task that never switches out still shows up.
+#[perf_event]
+pub fn cpu_clock(_ctx: PerfEventContext) -> u32 {
+    let _ = try_cpu_clock();
+    0
+}
+
+fn try_cpu_clock() -> Result<(), Errno> {
+    let now = unsafe { bpf_ktime_get_ns() };
+    let state = CPU_STATE.get_ptr_mut(0).ok_or(-1)?;
+    // SAFETY: per-CPU slot (see `try_sched_switch`).
+    let (last_switch, pending_wait) = unsafe {
+        let previous = *state;
+        (*state).last_switch_ns = now;
+        (*state).pending_wait_ns = NO_PENDING;
+        (previous.last_switch_ns, previous.pending_wait_ns)
+    };
+    if bpf_get_current_pid_tgid() as u32 == 0 {
+        return Ok(());
+    }
+    charge(now, last_switch, pending_wait, Switch::None);
     Ok(())
 }
 

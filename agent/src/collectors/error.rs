@@ -44,6 +44,9 @@ pub enum CollectorError {
         #[source]
         source: aya::programs::ProgramError,
     },
+    /// The list of online CPUs (for per-CPU attachments) could not be read.
+    #[error("reading online CPUs: {0}")]
+    OnlineCpus(#[source] std::io::Error),
     /// Reading or updating a map failed.
     #[error("map {map}: {source}")]
     Map {
@@ -68,6 +71,7 @@ impl CollectorError {
             Self::MissingMap(_) => "missing_map",
             Self::ProgramLoad { .. } => "program_load",
             Self::Attach { .. } => "attach",
+            Self::OnlineCpus(_) => "online_cpus",
             Self::Map { .. } => "map",
         }
     }

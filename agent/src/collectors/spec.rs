@@ -2,7 +2,10 @@
 
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    programs::{BtfTracePoint, FEntry, FExit, Program},
+    programs::{
+        BtfTracePoint, FEntry, FExit, PerfEvent, Program,
+        perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
+    },
 };
 use crowsnest_ebpf_common::{KernelOffsets, OFFSETS_GLOBAL};
 
@@ -18,6 +21,11 @@ pub enum Attach {
     FEntry(&'static str),
     /// fexit on a kernel function.
     FExit(&'static str),
+    /// A perf event on the CPU clock of every online CPU, firing every `period_ns`.
+    CpuClock {
+        /// Interval between events on each CPU, in nanoseconds.
+        period_ns: u64,
+    },
 }
 
 /// One program of a collector's object.
@@ -100,6 +108,21 @@ fn attach(ebpf: &mut Ebpf, spec: &ProgramSpec, btf: &Btf) -> Result<(), Collecto
             let program: &mut FEntry = program.try_into().map_err(load_err)?;
             program.load(function, btf).map_err(load_err)?;
             program.attach().map_err(attach_err)?;
+        }
+        Attach::CpuClock { period_ns } => {
+            let program: &mut PerfEvent = program.try_into().map_err(load_err)?;
+            program.load().map_err(load_err)?;
+            let cpus = aya::util::online_cpus().map_err(|(_, e)| CollectorError::OnlineCpus(e))?;
+            for cpu in cpus {
+                program
+                    .attach(
+                        PerfEventConfig::Software(SoftwareEvent::CpuClock),
+                        PerfEventScope::AllProcessesOneCpu { cpu },
+                        SamplePolicy::Period(period_ns),
+                        false,
+                    )
+                    .map_err(attach_err)?;
+            }
         }
         Attach::FExit(function) => {
             let program: &mut FExit = program.try_into().map_err(load_err)?;

@@ -22,7 +22,7 @@ pub static SPEC: Spec = Spec {
 };
 
 /// Its programs (also used by tests to build a deliberately broken variant).
-pub const PROGRAMS: [ProgramSpec; 3] = [
+pub const PROGRAMS: [ProgramSpec; 4] = [
     ProgramSpec {
         name: "sched_switch",
         attach: Attach::BtfTracepoint("sched_switch"),
@@ -34,6 +34,13 @@ pub const PROGRAMS: [ProgramSpec; 3] = [
     ProgramSpec {
         name: "sched_wakeup_new",
         attach: Attach::BtfTracepoint("sched_wakeup_new"),
+    },
+    // Charges tasks that keep their CPU without switching (see agent-ebpf/src/cpu.rs).
+    ProgramSpec {
+        name: "cpu_clock",
+        attach: Attach::CpuClock {
+            period_ns: 100_000_000,
+        },
     },
 ];
 

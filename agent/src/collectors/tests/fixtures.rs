@@ -98,6 +98,13 @@ impl TestCgroup {
         Command::new("sh").arg("-c").arg(wrapped).status()
     }
 
+    /// Starts `script` in the cgroup without waiting (the cgroup's drop kills it).
+    pub fn spawn(&self, script: &str) -> std::io::Result<std::process::Child> {
+        let procs = self.dir.join("cgroup.procs");
+        let wrapped = format!("echo $$ > {} && {script}", procs.display());
+        Command::new("sh").arg("-c").arg(wrapped).spawn()
+    }
+
     /// `usage_usec` of the cgroup's `cpu.stat`, in seconds.
     pub fn cpu_usage_seconds(&self) -> f64 {
         let stat = std::fs::read_to_string(self.dir.join("cpu.stat")).expect("cpu.stat");

@@ -99,6 +99,39 @@ fn cpu_seconds_match_cgroup_cpu_stat() {
 }
 
 #[test]
+fn cpu_time_of_a_task_that_never_switches_is_charged_while_it_runs() {
+    if !privileged("cpu_time_of_a_task_that_never_switches_is_charged_while_it_runs") {
+        return;
+    }
+    let (collectors, sink, _registry) = start(&[&cpu::SPEC]);
+    assert_loaded(&collectors);
+    let cg = TestCgroup::new("hog");
+    // A real-time busy loop: ordinary tasks cannot preempt it, so it keeps its CPU until the
+    // kernel's RT throttling (by default 50 ms each second) forces a switch.
+    let mut hog = cg
+        .spawn("exec chrt -f 10 sh -c 'while :; do :; done'")
+        .expect("hog");
+    std::thread::sleep(Duration::from_millis(1500));
+    // Read while it still runs: without the per-CPU clock event a lone busy task is charged
+    // only when it is switched out.
+    collectors.collect_now();
+    let truth = cg.cpu_usage_seconds();
+    let got = sink
+        .last("crowsnest_container_cpu_seconds_total", cg.path(), &[])
+        .unwrap_or(0.0);
+    let _ = hog.kill();
+    let _ = hog.wait();
+    eprintln!("running hog: ebpf={got:.4}s cpu.stat={truth:.4}s");
+    assert!(truth > 0.3, "the hog did not run: {truth}");
+    // The clock event charges every 100 ms, so at most 0.1 s is still pending (without it,
+    // everything since the last RT-throttling switch: 0.2-0.5 s here).
+    assert!(
+        (got - truth).abs() <= 0.12,
+        "ebpf {got} vs cpu.stat {truth} while running"
+    );
+}
+
+#[test]
 fn runqueue_latency_matches_schedstat_run_delay() {
     if !privileged("runqueue_latency_matches_schedstat_run_delay") {
         return;
