@@ -178,9 +178,15 @@ impl Collectors {
                     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                     loop {
                         tick.tick().await;
-                        let samples = collect(&mut lock(&entry));
-                        if !samples.is_empty() {
-                            sink.append(&samples);
+                        // Map iteration and the cgroup walk are blocking syscalls.
+                        let entry = entry.clone();
+                        let read = tokio::task::spawn_blocking(move || collect(&mut lock(&entry)));
+                        match read.await {
+                            Ok(samples) if !samples.is_empty() => sink.append(&samples),
+                            Ok(_) => {}
+                            Err(err) => {
+                                warn!(collector = name, error = %err, "collector read task failed");
+                            }
                         }
                     }
                 }

@@ -305,3 +305,31 @@ fn an_agent_built_without_ebpf_reports_every_collector_failed() {
     let json = serde_json::to_value(&status).expect("status serializes");
     assert_eq!(json[0]["state"], "failed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_tasks_deliver_samples_every_interval() {
+    if !privileged("read_tasks_deliver_samples_every_interval") {
+        return;
+    }
+    let cfg = CollectorsConfig {
+        interval: Duration::from_millis(200),
+        ..CollectorsConfig::default()
+    };
+    // Inside a runtime, start() spawns the read tasks itself: no collect_now here.
+    let (collectors, sink, _registry) = start_with_config(&[&cpu::SPEC], &cfg);
+    assert_loaded(&collectors);
+    let cg = TestCgroup::new("tick");
+    assert!(cg.run("true").expect("workload").success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while sink
+        .last("crowsnest_container_cpu_seconds_total", cg.path(), &[])
+        .is_none()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no samples from the read task"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(collectors);
+}
