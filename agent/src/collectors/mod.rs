@@ -55,6 +55,10 @@ pub enum CollectorState {
 pub struct ProgramStatus {
     /// Program name.
     pub name: &'static str,
+    /// Loaded, or failed (only optional programs fail without failing their collector).
+    pub state: CollectorState,
+    /// Why it failed.
+    pub reason: Option<String>,
     /// Total time spent running it, in seconds.
     pub run_time_seconds: f64,
     /// Times it ran.
@@ -128,8 +132,11 @@ impl Collectors {
                 }
             };
             let entry = match loaded {
-                Ok(ebpf) => {
+                Ok(loaded) => {
                     info!(collector = name, "eBPF collector loaded");
+                    for (program, reason) in &loaded.skipped {
+                        warn!(collector = name, program, %reason, "optional eBPF program left out");
+                    }
                     metrics.up.get_or_create(&vec![("collector", name)]).set(1);
                     let resolver = shared.as_ref().map(|s| s.cgroup_root.clone());
                     let resolver = CgroupResolver::new(resolver.unwrap_or_default());
@@ -137,7 +144,7 @@ impl Collectors {
                     Entry {
                         spec,
                         reason: None,
-                        running: Some(Running::new(spec, ebpf, samples, &metrics)),
+                        running: Some(Running::new(spec, loaded, samples, &metrics)),
                     }
                 }
                 Err(reason) => {
@@ -217,12 +224,18 @@ impl Collectors {
                     .programs
                     .iter()
                     .map(|p| {
-                        let (ns, count) = entry
-                            .running
-                            .as_ref()
-                            .map_or((0, 0), |r| r.program_stats(p.name));
+                        let running = entry.running.as_ref();
+                        let (ns, count) = running.map_or((0, 0), |r| r.program_stats(p.name));
+                        let reason = running.and_then(|r| r.skipped(p.name)).map(str::to_owned);
+                        let state = if running.is_some() && reason.is_none() {
+                            CollectorState::Loaded
+                        } else {
+                            CollectorState::Failed
+                        };
                         ProgramStatus {
                             name: p.name,
+                            state,
+                            reason,
                             run_time_seconds: ns as f64 / 1e9,
                             run_count: count,
                         }

@@ -11,7 +11,11 @@ use crowsnest_ebpf_common::drops;
 use prometheus_client::metrics::counter::Counter;
 use tracing::{info, warn};
 
-use super::{metrics::SelfMetrics, samples::CgroupSamples, spec, spec::Spec};
+use super::{
+    metrics::SelfMetrics,
+    samples::CgroupSamples,
+    spec::{self, Loaded, Spec},
+};
 use crate::model::Sample;
 
 /// `DROPS` slots and their `map` label.
@@ -32,6 +36,8 @@ struct Handles {
 /// A loaded and attached collector.
 pub struct Running {
     ebpf: Ebpf,
+    /// Optional programs that could not be attached, with the reason.
+    skipped: Vec<(&'static str, String)>,
     samples: CgroupSamples,
     handles: Handles,
     /// Kernel totals at the previous read (the kernel reports totals, metrics take deltas).
@@ -43,7 +49,7 @@ pub struct Running {
 
 impl Running {
     /// Wraps a loaded object; creates the collector's metric handles.
-    pub fn new(spec: &Spec, ebpf: Ebpf, samples: CgroupSamples, metrics: &SelfMetrics) -> Self {
+    pub fn new(spec: &Spec, loaded: Loaded, samples: CgroupSamples, metrics: &SelfMetrics) -> Self {
         let name = spec.kind.as_str();
         let handles = Handles {
             read_errors: metrics
@@ -70,7 +76,8 @@ impl Running {
                 .collect(),
         };
         Self {
-            ebpf,
+            ebpf: loaded.ebpf,
+            skipped: loaded.skipped,
             samples,
             handles,
             last_programs: vec![(0, 0); spec.programs.len()],
@@ -88,6 +95,14 @@ impl Running {
         aya::maps::HashMap::<_, u64, crowsnest_ebpf_common::CpuStats>::try_from(map)
             .map(|m| m.keys().filter_map(Result::ok).collect())
             .unwrap_or_default()
+    }
+
+    /// Why optional program `name` was left out, if it was.
+    pub fn skipped(&self, name: &str) -> Option<&str> {
+        self.skipped
+            .iter()
+            .find(|(program, _)| *program == name)
+            .map(|(_, reason)| reason.as_str())
     }
 
     /// Kernel run time (ns) and run count of program `name`.

@@ -35,6 +35,17 @@ pub struct ProgramSpec {
     pub name: &'static str,
     /// Where it attaches.
     pub attach: Attach,
+    /// When it cannot be loaded, the collector still runs without it (its status names the
+    /// program and why); a required program failing fails the collector.
+    pub optional: bool,
+}
+
+/// A loaded collector object and the optional programs that could not be attached.
+pub struct Loaded {
+    /// The object; its programs stay attached while it lives.
+    pub ebpf: Ebpf,
+    /// Optional programs left out, with the reason.
+    pub skipped: Vec<(&'static str, String)>,
 }
 
 /// Reads a collector's maps into samples.
@@ -58,13 +69,13 @@ pub struct Spec {
 }
 
 /// Loads the object with this kernel's offsets and configured map sizes, then loads and
-/// attaches each program. Links live as long as the returned `Ebpf`.
+/// attaches each program. Links live as long as the returned object.
 pub fn load(
     spec: &Spec,
     cfg: &CollectorsConfig,
     offsets: &KernelOffsets,
     btf: &Btf,
-) -> Result<Ebpf, CollectorError> {
+) -> Result<Loaded, CollectorError> {
     if spec.object.is_empty() {
         return Err(CollectorError::NotBuilt);
     }
@@ -79,10 +90,15 @@ pub fn load(
         loader.map_max_entries(map, cfg.max_inflight);
     }
     let mut ebpf = loader.load(spec.object).map_err(CollectorError::Load)?;
+    let mut skipped = Vec::new();
     for program in spec.programs {
-        attach(&mut ebpf, program, btf)?;
+        match attach(&mut ebpf, program, btf) {
+            Ok(()) => {}
+            Err(err) if program.optional => skipped.push((program.name, err.reason())),
+            Err(err) => return Err(err),
+        }
     }
-    Ok(ebpf)
+    Ok(Loaded { ebpf, skipped })
 }
 
 fn attach(ebpf: &mut Ebpf, spec: &ProgramSpec, btf: &Btf) -> Result<(), CollectorError> {

@@ -26,14 +26,17 @@ pub const PROGRAMS: [ProgramSpec; 4] = [
     ProgramSpec {
         name: "sched_switch",
         attach: Attach::BtfTracepoint("sched_switch"),
+        optional: false,
     },
     ProgramSpec {
         name: "sched_wakeup",
         attach: Attach::BtfTracepoint("sched_wakeup"),
+        optional: false,
     },
     ProgramSpec {
         name: "sched_wakeup_new",
         attach: Attach::BtfTracepoint("sched_wakeup_new"),
+        optional: false,
     },
     // Charges tasks that keep their CPU without switching (see agent-ebpf/src/cpu.rs).
     ProgramSpec {
@@ -41,6 +44,7 @@ pub const PROGRAMS: [ProgramSpec; 4] = [
         attach: Attach::CpuClock {
             period_ns: 100_000_000,
         },
+        optional: true,
     },
 ];
 

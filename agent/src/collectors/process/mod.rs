@@ -21,18 +21,22 @@ pub static SPEC: Spec = Spec {
         ProgramSpec {
             name: "task_newtask",
             attach: Attach::BtfTracepoint("task_newtask"),
+            optional: false,
         },
         ProgramSpec {
             name: "sched_process_exec",
             attach: Attach::BtfTracepoint("sched_process_exec"),
+            optional: false,
         },
         ProgramSpec {
             name: "sched_process_exit",
             attach: Attach::BtfTracepoint("sched_process_exit"),
+            optional: false,
         },
         ProgramSpec {
             name: "mark_victim",
             attach: Attach::BtfTracepoint("mark_victim"),
+            optional: false,
         },
     ],
     cgroup_maps: &["PROC_STATS"],

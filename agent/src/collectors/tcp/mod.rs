@@ -19,20 +19,25 @@ pub static SPEC: Spec = Spec {
         ProgramSpec {
             name: "inet_sock_set_state",
             attach: Attach::BtfTracepoint("inet_sock_set_state"),
+            optional: false,
         },
         ProgramSpec {
             name: "tcp_retransmit_skb",
             attach: Attach::BtfTracepoint("tcp_retransmit_skb"),
+            optional: false,
         },
-        // Linux 6.3+. fexit on tcp_sendmsg/tcp_recvmsg would reach older kernels, but
-        // fentry/fexit loads fail with EPERM on locked-down kernels such as our test host.
+        // Linux 6.3+, so optional: older kernels get every tcp metric but bytes. fexit on
+        // tcp_sendmsg/tcp_recvmsg would reach them, but fentry/fexit loads fail with EPERM on
+        // locked-down kernels such as our test host.
         ProgramSpec {
             name: "sock_send_length",
             attach: Attach::BtfTracepoint("sock_send_length"),
+            optional: true,
         },
         ProgramSpec {
             name: "sock_recv_length",
             attach: Attach::BtfTracepoint("sock_recv_length"),
+            optional: true,
         },
     ],
     cgroup_maps: &["TCP_STATS", "CONNECT_LATENCY"],

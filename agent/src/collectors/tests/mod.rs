@@ -243,6 +243,7 @@ fn a_broken_collector_leaves_the_others_running() {
         programs: Box::leak(Box::new([super::spec::ProgramSpec {
             name: "sched_switch",
             attach: super::spec::Attach::BtfTracepoint("crowsnest_no_such_tracepoint"),
+            optional: false,
         }])),
         ..cpu::SPEC
     }));
@@ -332,4 +333,46 @@ async fn read_tasks_deliver_samples_every_interval() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     drop(collectors);
+}
+
+#[test]
+fn a_failing_optional_program_leaves_its_collector_running() {
+    if !privileged("a_failing_optional_program_leaves_its_collector_running") {
+        return;
+    }
+    // The cpu programs with sched_wakeup made optional and pointed at a missing tracepoint.
+    let mut programs = cpu::PROGRAMS.to_vec();
+    for program in &mut programs {
+        if program.name == "sched_wakeup" {
+            program.attach = super::spec::Attach::BtfTracepoint("crowsnest_no_such_tracepoint");
+            program.optional = true;
+        }
+    }
+    let spec: &'static Spec = Box::leak(Box::new(Spec {
+        programs: Box::leak(programs.into_boxed_slice()),
+        ..cpu::SPEC
+    }));
+    let (collectors, sink, _registry) = start(&[spec]);
+    let status = collectors.status();
+    assert_eq!(status[0].state, CollectorState::Loaded, "{status:?}");
+    let failed: Vec<_> = status[0]
+        .programs
+        .iter()
+        .filter(|p| p.state == CollectorState::Failed)
+        .collect();
+    assert_eq!(failed.len(), 1, "{status:?}");
+    assert!(
+        failed[0]
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("crowsnest_no_such_tracepoint")),
+        "{status:?}"
+    );
+    let cg = TestCgroup::new("optional");
+    assert!(cg.run("true").expect("workload").success());
+    collectors.collect_now();
+    assert!(
+        sink.last("crowsnest_container_cpu_seconds_total", cg.path(), &[])
+            .is_some()
+    );
 }
