@@ -119,7 +119,8 @@ impl Collectors {
         registry: &mut Registry,
     ) -> Self {
         let metrics = SelfMetrics::register(registry);
-        let stats = enable_bpf_stats();
+        // Stats cost every BPF program on the host a little: only when we load some.
+        let stats = if specs.is_empty() { None } else { enable_bpf_stats() };
         let shared = Shared::probe();
         let mut entries = Vec::with_capacity(specs.len());
         for spec in specs {
