@@ -9,6 +9,7 @@ use std::{
     collections::HashMap,
     os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -34,7 +35,7 @@ pub fn cgroup2_mount() -> Option<PathBuf> {
 #[derive(Debug)]
 pub struct CgroupResolver {
     root: PathBuf,
-    paths: HashMap<u64, String>,
+    paths: HashMap<u64, Arc<str>>,
     last_scan: Option<Instant>,
 }
 
@@ -59,11 +60,11 @@ impl CgroupResolver {
 
     /// Path of cgroup `id`, rescanning once if it is unknown. `None` means the cgroup no longer
     /// exists (or was never visible to us).
-    pub fn resolve(&mut self, id: u64) -> Option<&str> {
+    pub fn resolve(&mut self, id: u64) -> Option<Arc<str>> {
         if !self.paths.contains_key(&id) {
             self.rescan(false);
         }
-        self.paths.get(&id).map(String::as_str)
+        self.paths.get(&id).cloned()
     }
 
     /// Walks the hierarchy again (always when `force`, else at most every [`MIN_RESCAN`]).
@@ -81,7 +82,7 @@ impl CgroupResolver {
             let rel = dir
                 .strip_prefix(&self.root)
                 .map_or_else(|_| "/".to_owned(), |p| format!("/{}", p.display()));
-            self.paths.insert(meta.ino(), rel);
+            self.paths.insert(meta.ino(), rel.into());
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
@@ -130,8 +131,8 @@ mod tests {
             .ino();
         let root_ino = std::fs::metadata(&tmp).expect("test setup").ino();
         let mut resolver = CgroupResolver::new(tmp.clone());
-        assert_eq!(resolver.resolve(ino), Some("/a.slice/b.service"));
-        assert_eq!(resolver.resolve(root_ino), Some("/"));
+        assert_eq!(resolver.resolve(ino).as_deref(), Some("/a.slice/b.service"));
+        assert_eq!(resolver.resolve(root_ino).as_deref(), Some("/"));
         std::fs::remove_dir_all(&tmp).expect("test setup");
         resolver.rescan(true);
         assert_eq!(resolver.resolve(ino), None);

@@ -84,9 +84,11 @@ struct Entry {
     running: Option<Running>,
 }
 
-/// The running collectors. Dropping it stops the read tasks and detaches every program.
+/// The running collectors. Dropping it stops the read task and detaches every program.
 pub struct Collectors {
-    entries: Vec<Arc<Mutex<Entry>>>,
+    entries: Arc<Vec<Mutex<Entry>>>,
+    /// cgroup id -> path, walked once per read of all collectors.
+    resolver: Arc<Mutex<CgroupResolver>>,
     sink: Arc<dyn SampleSink>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     // Keeps kernel bpf_stats on while the agent runs (the kernel turns them off on close).
@@ -120,8 +122,14 @@ impl Collectors {
     ) -> Self {
         let metrics = SelfMetrics::register(registry);
         // Stats cost every BPF program on the host a little: only when we load some.
-        let stats = if specs.is_empty() { None } else { enable_bpf_stats() };
+        let stats = if specs.is_empty() {
+            None
+        } else {
+            enable_bpf_stats()
+        };
         let shared = Shared::probe();
+        let root = shared.as_ref().map(|s| s.cgroup_root.clone());
+        let resolver = Arc::new(Mutex::new(CgroupResolver::new(root.unwrap_or_default())));
         let mut entries = Vec::with_capacity(specs.len());
         for spec in specs {
             let name = spec.kind.as_str();
@@ -139,9 +147,7 @@ impl Collectors {
                         warn!(collector = name, program, %reason, "optional eBPF program left out");
                     }
                     metrics.up.get_or_create(&vec![("collector", name)]).set(1);
-                    let resolver = shared.as_ref().map(|s| s.cgroup_root.clone());
-                    let resolver = CgroupResolver::new(resolver.unwrap_or_default());
-                    let samples = CgroupSamples::new(resolver);
+                    let samples = CgroupSamples::new(resolver.clone());
                     Entry {
                         spec,
                         reason: None,
@@ -158,59 +164,58 @@ impl Collectors {
                     }
                 }
             };
-            entries.push(Arc::new(Mutex::new(entry)));
+            entries.push(Mutex::new(entry));
         }
         let mut collectors = Self {
-            entries,
+            entries: Arc::new(entries),
+            resolver,
             sink,
             tasks: Vec::new(),
             _stats: stats,
         };
         if tokio::runtime::Handle::try_current().is_ok() {
-            collectors.spawn_readers(cfg.interval);
+            collectors.spawn_reader(cfg.interval);
         }
         collectors
     }
 
-    fn spawn_readers(&mut self, interval: std::time::Duration) {
-        for entry in &self.entries {
-            let (entry, sink) = (entry.clone(), self.sink.clone());
-            let name = lock(&entry).spec.kind.as_str();
-            if lock(&entry).running.is_none() {
-                continue;
-            }
-            let span = tracing::info_span!("collector", collector = name);
-            self.tasks.push(tokio::spawn(
-                async move {
-                    let mut tick = tokio::time::interval(interval);
-                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-                    loop {
-                        tick.tick().await;
-                        // Map iteration and the cgroup walk are blocking syscalls.
-                        let entry = entry.clone();
-                        let read = tokio::task::spawn_blocking(move || collect(&mut lock(&entry)));
-                        match read.await {
-                            Ok(samples) if !samples.is_empty() => sink.append(&samples),
-                            Ok(_) => {}
-                            Err(err) => {
-                                warn!(collector = name, error = %err, "collector read task failed");
-                            }
-                        }
+    /// One task reads every loaded collector each interval: one walk of the cgroup tree serves
+    /// them all. The reads themselves (map iteration, the walk) run on the blocking pool.
+    fn spawn_reader(&mut self, interval: std::time::Duration) {
+        if !self.entries.iter().any(|e| lock(e).running.is_some()) {
+            return;
+        }
+        let (entries, resolver, sink) = (
+            self.entries.clone(),
+            self.resolver.clone(),
+            self.sink.clone(),
+        );
+        let span = tracing::info_span!("collectors");
+        self.tasks.push(tokio::spawn(
+            async move {
+                let mut tick = tokio::time::interval(interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                loop {
+                    tick.tick().await;
+                    let (entries, resolver) = (entries.clone(), resolver.clone());
+                    let read = tokio::task::spawn_blocking(move || read_all(&entries, &resolver));
+                    match read.await {
+                        Ok(samples) if !samples.is_empty() => sink.append(&samples),
+                        Ok(_) => {}
+                        Err(err) => warn!(error = %err, "collector read task failed"),
                     }
                 }
-                .instrument(span),
-            ));
-        }
+            }
+            .instrument(span),
+        ));
     }
 
     /// Reads every loaded collector's maps now and hands the samples to the sink (the read
-    /// tasks do this every interval; tests and shutdown flushes call it directly).
+    /// task does this every interval; tests and shutdown flushes call it directly).
     pub fn collect_now(&self) {
-        for entry in &self.entries {
-            let samples = collect(&mut lock(entry));
-            if !samples.is_empty() {
-                self.sink.append(&samples);
-            }
+        let samples = read_all(&self.entries, &self.resolver);
+        if !samples.is_empty() {
+            self.sink.append(&samples);
         }
     }
 
@@ -309,11 +314,21 @@ impl Shared {
     }
 }
 
-/// One read of a collector (nothing for a failed one).
-fn collect(entry: &mut Entry) -> Vec<Sample> {
-    let spec = entry.spec;
-    entry
-        .running
-        .as_mut()
-        .map_or_else(Vec::new, |running| running.collect(spec))
+/// One read of every collector, after one fresh walk of the cgroup tree (so removed cgroups
+/// are noticed; a few hundred directories, negligible next to the interval).
+fn read_all(entries: &[Mutex<Entry>], resolver: &Mutex<CgroupResolver>) -> Vec<Sample> {
+    resolver
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .rescan(true);
+    let mut samples = Vec::new();
+    for entry in entries {
+        let mut entry = lock(entry);
+        let spec = entry.spec;
+        if let Some(running) = entry.running.as_mut() {
+            let _span = tracing::info_span!("collector", collector = spec.kind.as_str()).entered();
+            samples.extend(running.collect(spec));
+        }
+    }
+    samples
 }

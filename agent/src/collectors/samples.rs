@@ -1,7 +1,10 @@
 //! Turns per-cgroup kernel map values into samples, with series built once per cgroup and
 //! stale markers when a cgroup disappears.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, PoisonError},
+};
 
 use aya::{Ebpf, Pod};
 use crowsnest_ebpf_common::{HISTOGRAM_BUCKETS, Histogram, bucket_upper_bound_ns};
@@ -25,7 +28,8 @@ struct CgroupSeries {
 /// Samples of one read, plus the series cache that outlives reads.
 #[derive(Debug)]
 pub struct CgroupSamples {
-    resolver: CgroupResolver,
+    /// Shared by all collectors: the tree is walked once per read of all of them.
+    resolver: Arc<Mutex<CgroupResolver>>,
     cache: HashMap<u64, CgroupSeries>,
     seen: HashSet<u64>,
     rescanned: bool,
@@ -35,7 +39,7 @@ pub struct CgroupSamples {
 
 /// Emits the samples of one cgroup.
 pub struct Emitter<'a> {
-    path: &'a str,
+    path: Arc<str>,
     entry: &'a mut CgroupSeries,
     out: &'a mut Vec<Sample>,
     now_ms: i64,
@@ -43,7 +47,7 @@ pub struct Emitter<'a> {
 
 impl CgroupSamples {
     /// An empty cache resolving ids with `resolver`.
-    pub fn new(resolver: CgroupResolver) -> Self {
+    pub fn new(resolver: Arc<Mutex<CgroupResolver>>) -> Self {
         Self {
             resolver,
             cache: HashMap::new(),
@@ -54,10 +58,9 @@ impl CgroupSamples {
         }
     }
 
-    /// Starts a read at `now_ms`, with a fresh walk of the cgroup tree so removed cgroups are
-    /// noticed (a few hundred directories: negligible next to the read interval).
+    /// Starts a read at `now_ms`. The caller refreshes the shared resolver first (see
+    /// `Collectors::read_all`), so removed cgroups are noticed.
     pub fn begin(&mut self, now_ms: i64) {
-        self.resolver.rescan(true);
         self.now_ms = now_ms;
         self.seen.clear();
         self.rescanned = false;
@@ -66,13 +69,20 @@ impl CgroupSamples {
 
     /// An emitter for cgroup `id`, or `None` when the cgroup no longer exists.
     pub fn emitter(&mut self, id: u64) -> Option<Emitter<'_>> {
-        if self.resolver.resolve(id).is_none() && !self.rescanned {
-            // A cgroup created since `begin` walked the tree: look once more before deciding
-            // "gone", which deletes the cgroup's kernel entries.
-            self.rescanned = true;
-            self.resolver.rescan(true);
-        }
-        let path = self.resolver.resolve(id)?;
+        let path = {
+            let mut resolver = self.resolver.lock().unwrap_or_else(PoisonError::into_inner);
+            match resolver.resolve(id) {
+                Some(path) => Some(path),
+                // A cgroup created since the tree was walked: look once more before deciding
+                // "gone", which deletes the cgroup's kernel entries.
+                None if !self.rescanned => {
+                    self.rescanned = true;
+                    resolver.rescan(true);
+                    resolver.resolve(id)
+                }
+                None => None,
+            }
+        }?;
         self.seen.insert(id);
         Some(Emitter {
             path,
@@ -129,7 +139,7 @@ impl CgroupSamples {
 
 impl Emitter<'_> {
     fn series(&mut self, slot: u32, make: impl FnOnce(&str) -> SeriesRef) -> SeriesRef {
-        let path = self.path;
+        let path = &self.path;
         self.entry
             .series
             .entry(slot)
@@ -208,7 +218,9 @@ mod tests {
         use std::os::unix::fs::MetadataExt as _;
         let id = std::fs::metadata(path_dir).expect("test setup").ino();
         (
-            CgroupSamples::new(CgroupResolver::new(path_dir.to_path_buf())),
+            CgroupSamples::new(Arc::new(Mutex::new(CgroupResolver::new(
+                path_dir.to_path_buf(),
+            )))),
             id,
         )
     }

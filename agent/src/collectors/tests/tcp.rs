@@ -69,7 +69,8 @@ fn loopback_bytes_opens_and_failed_connects() {
         get("crowsnest_container_tcp_connect_latency_seconds_count", &[]),
         1.0
     );
-    assert_eq!(get("crowsnest_container_tcp_retransmits_total", &[]), 0.0);
+    // No assertion on retransmits here: on a loaded machine a tail-loss probe can fire even on
+    // loopback. `retransmits_under_packet_loss` checks them against the kernel's own count.
 }
 
 /// Server in the namespace: reads everything, then closes.
