@@ -59,6 +59,7 @@ static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
     skb_head: 0,
     skb_end: 0,
     shinfo_gso_segs: 0,
+    retransmit_has_err: 0,
 };
 
 #[inline(always)]

@@ -41,6 +41,7 @@ static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
     skb_head: 0,
     skb_end: 0,
     shinfo_gso_segs: 0,
+    retransmit_has_err: 0,
 };
 
 /// `CLONE_THREAD` from `<linux/sched.h>`: the new task is a thread, not a process.

@@ -57,6 +57,7 @@ static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
     skb_head: 0,
     skb_end: 0,
     shinfo_gso_segs: 0,
+    retransmit_has_err: 0,
 };
 
 // TCP states from <net/tcp_states.h>.
@@ -164,8 +165,8 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), Errno> {
     Ok(())
 }
 
-/// `tcp_retransmit_skb(const struct sock *sk, const struct sk_buff *skb, ...)`: counts the
-/// segments the retransmitted buffer carries, as the kernel's own `total_retrans` does.
+/// `tcp_retransmit_skb(const struct sock *sk, const struct sk_buff *skb[, int err])`: counts
+/// the segments of each successful retransmit, as the kernel's own `total_retrans` does.
 #[btf_tracepoint(function = "tcp_retransmit_skb")]
 pub fn tcp_retransmit_skb(ctx: BtfTracePointContext) -> i32 {
     match try_retransmit(&ctx) {
@@ -175,12 +176,20 @@ pub fn tcp_retransmit_skb(ctx: BtfTracePointContext) -> i32 {
 }
 
 fn try_retransmit(ctx: &BtfTracePointContext) -> Result<(), Errno> {
+    // SAFETY: a plain read of the patched global.
+    let offsets = unsafe { core::ptr::read_volatile(&raw const KERNEL_OFFSETS) };
+    // A constant to the verifier: on kernels without the argument this read is dead code.
+    if offsets.retransmit_has_err != 0 {
+        let err: i64 = ctx.arg(2);
+        if err as i32 != 0 {
+            return Ok(());
+        }
+    }
     let sk: *const u8 = ctx.arg(0);
     let skb: *const u8 = ctx.arg(1);
-    // SAFETY: a plain read of the patched global; `skb` is the tracepoint's `struct sk_buff *`
-    // and `head + end` is its `skb_shared_info` (what `skb_shinfo()` computes on 64-bit).
+    // SAFETY: `skb` is the tracepoint's `struct sk_buff *` and `head + end` is its
+    // `skb_shared_info` (what `skb_shinfo()` computes on 64-bit).
     let segs: u16 = unsafe {
-        let offsets = core::ptr::read_volatile(&raw const KERNEL_OFFSETS);
         let head: u64 = read_at(skb, offsets.skb_head)?;
         let end: u32 = read_at(skb, offsets.skb_end)?;
         let shinfo = head.wrapping_add(u64::from(end)) as *const u8;

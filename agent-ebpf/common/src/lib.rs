@@ -178,8 +178,8 @@ pub mod drops {
     pub const SLOTS: u32 = 3;
 }
 
-/// Kernel struct member offsets, resolved by the agent from the running kernel's BTF and written
-/// into the programs' read-only globals before load (Rust eBPF cannot emit CO-RE relocations, so
+/// Kernel struct member offsets (and one tracepoint shape), resolved by the agent from the
+/// running kernel's BTF and written into the programs' read-only globals before load (Rust eBPF cannot emit CO-RE relocations, so
 /// the agent performs the equivalent lookup itself).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -204,6 +204,9 @@ pub struct KernelOffsets {
     pub skb_end: u64,
     /// `skb_shared_info.gso_segs` (a `u16`: TCP segments the buffer carries).
     pub shinfo_gso_segs: u64,
+    /// 1 when the `tcp_retransmit_skb` tracepoint has the `err` argument (newer kernels also
+    /// fire it for failed attempts, which must not count), else 0.
+    pub retransmit_has_err: u64,
 }
 
 /// Name of the global every program object reads its [`KernelOffsets`] from.

@@ -44,6 +44,8 @@ impl BtfError {
 
 const KIND_STRUCT: u32 = 4;
 const KIND_UNION: u32 = 5;
+const KIND_TYPEDEF: u32 = 8;
+const KIND_FUNC_PROTO: u32 = 13;
 
 /// A parsed BTF blob, just enough to look up struct members.
 pub struct Btf {
@@ -128,6 +130,35 @@ impl Btf {
         Ok(bits / 8)
     }
 
+    /// Number of arguments of BTF tracepoint `name` (from its `btf_trace_<name>` typedef, a
+    /// pointer to a prototype whose first parameter is the program context).
+    pub fn tracepoint_arity(&self, name: &str) -> Result<u32, BtfError> {
+        let missing = || BtfError::Missing(format!("tracepoint {name}"));
+        let typedef = format!("btf_trace_{name}");
+        let id = (1..self.types.len())
+            .find(|&id| {
+                self.kind(id) == Some(KIND_TYPEDEF)
+                    && read_u32(&self.data, self.types[id])
+                        .ok()
+                        .and_then(|n| self.name(n))
+                        == Some(typedef.as_str())
+            })
+            .ok_or_else(missing)?;
+        let pointer = self.target(id).ok_or_else(missing)?;
+        let proto = self.target(pointer).ok_or_else(missing)?;
+        if self.kind(proto) != Some(KIND_FUNC_PROTO) {
+            return Err(missing());
+        }
+        let info = read_u32(&self.data, self.types[proto] + 4)?;
+        Ok((info & 0xffff).saturating_sub(1))
+    }
+
+    /// The type a typedef or pointer refers to.
+    fn target(&self, id: usize) -> Option<usize> {
+        let off = *self.types.get(id)?;
+        read_u32(&self.data, off + 8).ok().map(|t| t as usize)
+    }
+
     fn kind(&self, id: usize) -> Option<u32> {
         let off = *self.types.get(id)?;
         read_u32(&self.data, off + 4)
@@ -198,6 +229,7 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, BtfError> {
         skb_head: btf.member_offset("sk_buff", "head")?,
         skb_end: btf.member_offset("sk_buff", "end")?,
         shinfo_gso_segs: btf.member_offset("skb_shared_info", "gso_segs")?,
+        retransmit_has_err: u64::from(btf.tracepoint_arity("tcp_retransmit_skb")? >= 3),
     })
 }
 
@@ -208,7 +240,7 @@ mod tests {
     /// Builds a tiny BTF blob: `struct outer { int a; union { int pad; long b; }; }` with
     /// `a` at byte 0 and the anonymous union at byte 8.
     fn fixture() -> Vec<u8> {
-        let strings = b"\0int\0outer\0a\0pad\0b\0long\0".to_vec();
+        let strings = b"\0int\0outer\0a\0pad\0b\0long\0btf_trace_tp\0".to_vec();
         let s = |name: &str| {
             let needle = format!("\0{name}\0");
             (strings
@@ -223,6 +255,9 @@ mod tests {
         push(&[s("long"), 1 << 24, 8, 64]); // 2: long
         push(&[0, (5 << 24) | 2, 8, s("pad"), 1, 0, s("b"), 2, 0]); // 3: anonymous union
         push(&[s("outer"), (4 << 24) | 2, 16, s("a"), 1, 0, 0, 3, 64]); // 4: struct outer
+        push(&[0, (13 << 24) | 3, 0, 0, 2, 0, 1, 0, 1]); // 5: void (*)(long, int, int)
+        push(&[0, 2 << 24, 5]); // 6: pointer to 5
+        push(&[s("btf_trace_tp"), 8 << 24, 6]); // 7: typedef btf_trace_tp
         let mut data = Vec::new();
         for w in [
             0xeb9f_u32 | (1 << 16),
@@ -252,6 +287,11 @@ mod tests {
             btf.member_offset("nope", "a"),
             Err(BtfError::Missing(_))
         ));
+        assert_eq!(btf.tracepoint_arity("tp").expect("arity"), 2);
+        assert!(matches!(
+            btf.tracepoint_arity("nope"),
+            Err(BtfError::Missing(_))
+        ));
     }
 
     #[test]
@@ -273,5 +313,14 @@ mod tests {
             kernel_offsets(&Btf::from_file(path).expect("test setup")).expect("test setup");
         // Non-zero everywhere except members that may legitimately sit first.
         assert!(offsets.task_pid > 0 && offsets.task_cgroups > 0 && offsets.cgroup_kn > 0);
+        let btf = Btf::from_file(path).expect("test setup");
+        assert_eq!(
+            btf.tracepoint_arity("sched_switch").expect("sched_switch"),
+            4
+        );
+        assert!(
+            btf.tracepoint_arity("crowsnest_no_such_tracepoint")
+                .is_err()
+        );
     }
 }
