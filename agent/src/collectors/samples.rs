@@ -17,9 +17,6 @@ use crate::model::{Labels, MetricType, Sample, Series, SeriesRef, stale_nan};
 /// cumulative counts stay exact because lower buckets are folded in.
 const EXPORTED_BUCKETS: std::ops::RangeInclusive<usize> = 10..=34;
 
-/// Slots a histogram uses in a cgroup's series table: buckets, +Inf, sum, count.
-pub const HISTOGRAM_SLOTS: u32 = (HISTOGRAM_BUCKETS + 3) as u32;
-
 #[derive(Debug, Default)]
 struct CgroupSeries {
     series: HashMap<u32, SeriesRef>,
@@ -168,7 +165,7 @@ impl Emitter<'_> {
     }
 
     /// A Prometheus histogram in seconds (`name_bucket{le}`, `name_sum`, `name_count`) from a
-    /// kernel log2 histogram in nanoseconds; uses slots `base .. base + HISTOGRAM_SLOTS`.
+    /// kernel log2 histogram in nanoseconds; uses slots `base .. base + HISTOGRAM_BUCKETS + 3` (buckets, +Inf, sum, count).
     pub fn histogram(&mut self, base: u32, name: &str, hist: &Histogram) {
         let mut cumulative = 0u64;
         for (i, count) in hist.buckets.iter().enumerate() {
