@@ -60,6 +60,9 @@ static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
     retransmit_has_err: 0,
 };
 
+/// `-EBUSY`.
+const EBUSY: i32 = -16;
+
 // TCP states from <net/tcp_states.h>.
 const TCP_ESTABLISHED: i32 = 1;
 const TCP_SYN_SENT: i32 = 2;
@@ -166,7 +169,7 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), Errno> {
 }
 
 /// `tcp_retransmit_skb(const struct sock *sk, const struct sk_buff *skb[, int err])`: counts
-/// the segments of each successful retransmit, as the kernel's own `total_retrans` does.
+/// the segments of each retransmit, as the kernel's own `total_retrans` does.
 #[btf_tracepoint(function = "tcp_retransmit_skb")]
 pub fn tcp_retransmit_skb(ctx: BtfTracePointContext) -> i32 {
     match try_retransmit(&ctx) {
@@ -179,9 +182,12 @@ fn try_retransmit(ctx: &BtfTracePointContext) -> Result<(), Errno> {
     // SAFETY: a plain read of the patched global.
     let offsets = unsafe { core::ptr::read_volatile(&raw const KERNEL_OFFSETS) };
     // A constant to the verifier: on kernels without the argument this read is dead code.
+    // With it, the tracepoint also reports attempts refused with -EBUSY (the skb is still in a
+    // host queue) before the kernel counts anything; other errors come after the kernel added
+    // the segments to total_retrans, so they count here too.
     if offsets.retransmit_has_err != 0 {
         let err: i64 = ctx.arg(2);
-        if err as i32 != 0 {
+        if err as i32 == EBUSY {
             return Ok(());
         }
     }

@@ -156,12 +156,12 @@ fn retransmits_under_packet_loss() {
         .last("crowsnest_container_tcp_retransmits_total", cg.path(), &[])
         .unwrap_or(0.0);
     eprintln!("tcp retransmits: ebpf={got} tcpi_total_retrans={truth}");
-    // Segments, counted the way the kernel counts them for tcpi_total_retrans, except that the
-    // kernel also counts a retransmit whose transmission then failed locally (qdisc full under
-    // load; seen: 269 vs 270) and we count only retransmits that left: never more, rarely less.
+    // Segments, counted the way the kernel counts them for tcpi_total_retrans. Exact in most
+    // runs; about one run in ten is one short under load (a retransmit the kernel counts
+    // without firing the tracepoint, presumably a loss probe), hence the 1% allowance.
     assert!(truth >= 1.0, "no packet was lost, the test proves nothing");
     assert!(
-        got <= truth && got >= truth * 0.97,
+        (got - truth).abs() <= (truth * 0.01).max(1.0),
         "ebpf retransmits {got} vs tcpi_total_retrans {truth}"
     );
 }
