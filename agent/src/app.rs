@@ -19,6 +19,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{RwLock, watch};
 use tracing::{error, info, warn};
 
+use crate::collectors::Collectors;
 use crate::config::{self, Config, ConfigError};
 use crate::remote_write::{RemoteWriteError, RemoteWriter};
 use crate::scrape::manager::ManagerError;
@@ -65,6 +66,7 @@ struct AppStatus {
     started: Instant,
     ready: Arc<AtomicBool>,
     targets: StatusBoard,
+    collectors: Arc<Collectors>,
     remote: Arc<RwLock<Option<RemoteWriter>>>,
 }
 
@@ -74,6 +76,7 @@ impl StatusSource for AppStatus {
             let mut s = AgentStatus::new(&self.node, self.started.elapsed().as_secs_f64());
             s.ready = self.ready.load(Ordering::Acquire);
             s.targets = self.targets.snapshot();
+            s.collectors = self.collectors.status();
             if let Some(remote) = self.remote.read().await.as_ref() {
                 s.remote_write = remote.status();
             }
@@ -133,6 +136,13 @@ pub async fn run(
         .apply(&config.remote_write, &config.global.external_labels)
         .await?;
     let mut scrapes = ScrapeManager::new(remote.sink(), &mut registry);
+    // Collectors load their eBPF programs now; one that fails is reported,
+    // never fatal. Their settings take effect at start only.
+    let collectors = Arc::new(Collectors::start(
+        &config.collectors,
+        remote.sink(),
+        &mut registry,
+    ));
     let registry = Arc::new(registry);
     let remote = Arc::new(RwLock::new(Some(remote)));
 
@@ -161,6 +171,7 @@ pub async fn run(
             started: Instant::now(),
             ready: ready.clone(),
             targets: scrapes.status_board(),
+            collectors: collectors.clone(),
             remote: remote.clone(),
         }),
     };
@@ -187,6 +198,7 @@ pub async fn run(
 
     ready.store(false, Ordering::Release);
     // Stop producers first so their stale markers are queued, then flush.
+    collectors.stop();
     scrapes.shutdown().await;
     if let Some(remote) = remote.write().await.take() {
         remote.shutdown(SHUTDOWN_FLUSH).await;

@@ -12,6 +12,7 @@
 //! from those settings; `server` and `telemetry` expose what the stages are doing.
 
 pub mod app;
+pub mod collectors;
 pub mod config;
 pub mod http;
 pub mod model;

@@ -44,7 +44,7 @@ const EXTERNAL_LABELS_PREFIX: &str = "GLOBAL__EXTERNAL_LABELS__";
 #[derive(Debug, Default, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a config map with global, scrape_configs, remote_write, server, storage, logging"
+    expecting = "a config map with global, scrape_configs, remote_write, server, storage, logging, collectors"
 )]
 struct RawConfig {
     /// Scrape defaults and external labels.
@@ -59,6 +59,8 @@ struct RawConfig {
     storage: Option<RawStorage>,
     /// Logs.
     logging: Option<RawLogging>,
+    /// eBPF collectors.
+    collectors: Option<super::collectors::RawCollectorsConfig>,
 }
 
 /// The sections the environment may override.
@@ -110,6 +112,17 @@ pub fn load_from_str(yaml: &str, env: &[(String, String)]) -> Result<Config, Con
         server: raw.server.unwrap_or_default().build()?,
         storage: raw.storage.unwrap_or_default().build()?,
         logging: raw.logging.unwrap_or_default().build()?,
+        collectors: raw
+            .collectors
+            .unwrap_or_default()
+            .validate(super::duration::parse_duration)
+            .map_err(|e| {
+                ConfigError::invalid(
+                    format!("collectors.{}", e.field),
+                    e.message,
+                    "see the collectors section of agent/config/example.yaml",
+                )
+            })?,
     })
 }
 

@@ -18,6 +18,7 @@
 //! Lists (`scrape_configs`, `remote_write`) are set in the file only.
 
 mod bytesize;
+pub mod collectors;
 mod duration;
 mod error;
 mod flag;

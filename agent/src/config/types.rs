@@ -27,6 +27,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Log format and level.
     pub logging: LoggingConfig,
+    /// eBPF collectors.
+    pub collectors: super::collectors::CollectorsConfig,
 }
 
 /// `global:` section.

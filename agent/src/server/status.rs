@@ -5,6 +5,7 @@ use std::pin::Pin;
 
 use serde::Serialize;
 
+use crate::collectors::CollectorStatus;
 use crate::remote_write::EndpointStatus;
 use crate::scrape::TargetStatus;
 use crate::telemetry::VERSION;
@@ -20,6 +21,9 @@ pub struct AgentStatus {
     pub uptime_seconds: f64,
     /// True once the pipeline runs.
     pub ready: bool,
+    /// Every eBPF collector: loaded or failed (with the reason), and each
+    /// program's cost from the kernel.
+    pub collectors: Vec<CollectorStatus>,
     /// Every scrape target.
     pub targets: Vec<TargetStatus>,
     /// Every remote-write endpoint.
@@ -34,6 +38,7 @@ impl AgentStatus {
             node: node.to_owned(),
             uptime_seconds,
             ready: false,
+            collectors: Vec::new(),
             targets: Vec::new(),
             remote_write: Vec::new(),
         }
