@@ -117,7 +117,7 @@ enum Binary {
     Scheduler,
 }
 
-/// Reads every `*.yaml`, `*.yml` and `*.json` file of `dir`. A missing
+/// Reads every `*.yaml`, `*.yml`, `*.json` and `*.manifest` (kops) file of `dir`. A missing
 /// folder is no manifests (a worker node); unreadable or foreign files are
 /// reported and skipped.
 pub fn scan(dir: &Path, local: &str) -> (Vec<Found>, Vec<ManifestError>) {
@@ -140,7 +140,7 @@ pub fn scan(dir: &Path, local: &str) -> (Vec<Found>, Vec<ManifestError>) {
         .filter(|p| {
             p.extension()
                 .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+                .is_some_and(|e| matches!(e, "yaml" | "yml" | "json" | "manifest"))
         })
         .collect();
     files.sort();
