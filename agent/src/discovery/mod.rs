@@ -24,6 +24,7 @@ pub mod jobs;
 pub mod manifest;
 mod metrics;
 pub mod probe;
+mod refresh;
 
 use std::path::PathBuf;
 
@@ -31,6 +32,7 @@ use serde::Serialize;
 
 pub use components::{AuthKind, COMMON_CURATED, Component, SPECS, Spec, curated_regex};
 pub use metrics::DiscoveryMetrics;
+pub use refresh::{DiscoveryBoard, Refresher};
 
 use crate::config::{Auth, Credential, DiscoveryConfig, HttpClientConfig, Scheme, TlsConfig};
 

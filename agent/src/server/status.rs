@@ -5,6 +5,7 @@ use std::pin::Pin;
 
 use serde::Serialize;
 
+use crate::discovery::DiscoveredStatus;
 use crate::remote_write::EndpointStatus;
 use crate::scrape::TargetStatus;
 use crate::telemetry::VERSION;
@@ -24,6 +25,8 @@ pub struct AgentStatus {
     pub targets: Vec<TargetStatus>,
     /// Every remote-write endpoint.
     pub remote_write: Vec<EndpointStatus>,
+    /// Control-plane targets discovery found on this node (no secrets).
+    pub discovered: Vec<DiscoveredStatus>,
 }
 
 impl AgentStatus {
@@ -36,6 +39,7 @@ impl AgentStatus {
             ready: false,
             targets: Vec::new(),
             remote_write: Vec::new(),
+            discovered: Vec::new(),
         }
     }
 }

@@ -1,0 +1,106 @@
+//! The periodic side of discovery: run every source, publish what was found
+//! (status board, gauge, one log line when it changes) and hand the app the
+//! full job list to apply.
+
+use std::sync::{Arc, RwLock};
+
+use prometheus_client::registry::Registry;
+use tracing::{error, info, warn};
+
+use super::jobs::{merge, scrape_configs};
+use super::manifest::ManifestError;
+use super::{DiscoveredStatus, DiscoveryMetrics, discover};
+use crate::config::{Config, ScrapeConfig};
+use crate::http::HttpClient;
+
+/// A cheap handle the status page reads discovered targets from.
+#[derive(Clone, Default)]
+pub struct DiscoveryBoard(Arc<RwLock<Vec<DiscoveredStatus>>>);
+
+impl DiscoveryBoard {
+    /// The targets of the last discovery pass.
+    pub fn snapshot(&self) -> Vec<DiscoveredStatus> {
+        self.0.read().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+/// Runs discovery passes and remembers what the last one reported.
+pub struct Refresher {
+    metrics: DiscoveryMetrics,
+    board: DiscoveryBoard,
+    // What was last logged: a pass that finds the same logs nothing.
+    last_summary: String,
+}
+
+impl Refresher {
+    /// Registers the discovery self-metrics.
+    pub fn new(registry: &mut Registry) -> Self {
+        Self {
+            metrics: DiscoveryMetrics::register(registry),
+            board: DiscoveryBoard::default(),
+            last_summary: String::new(),
+        }
+    }
+
+    /// The handle for the status page.
+    pub fn board(&self) -> DiscoveryBoard {
+        self.board.clone()
+    }
+
+    /// Runs one pass and returns the user's jobs merged with the discovered
+    /// ones (see [`merge`]); `node` is the `node` label of discovered targets.
+    pub async fn scrape_configs(&mut self, config: &Config, node: &str) -> Vec<ScrapeConfig> {
+        let report = discover(&config.discovery).await;
+        self.metrics.record(&report.targets);
+        let mut statuses: Vec<DiscoveredStatus> = report
+            .targets
+            .iter()
+            .map(super::Discovered::status)
+            .collect();
+        let jobs = match scrape_configs(&report.targets, &config.discovery, &config.global, node) {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                error!(error = %e, "discovered jobs not applied: a curated metric set does not compile");
+                Vec::new()
+            }
+        };
+        // A job whose client cannot be built (a certificate named by a
+        // manifest but not mounted into the agent) must not stop the others:
+        // it is left out and its targets say why.
+        let jobs: Vec<ScrapeConfig> = jobs
+            .into_iter()
+            .filter(|job| match HttpClient::new(&job.http) {
+                Ok(_) => true,
+                Err(e) => {
+                    for s in statuses.iter_mut().filter(|s| s.component == job.job_name) {
+                        s.note = Some(format!("not scraped: {e}"));
+                    }
+                    false
+                }
+            })
+            .collect();
+        self.publish(statuses, &report.problems);
+        merge(&config.scrape_configs, jobs)
+    }
+
+    /// Updates the board, and logs when the result differs from the last pass.
+    fn publish(&mut self, statuses: Vec<DiscoveredStatus>, problems: &[ManifestError]) {
+        let summary = format!("{statuses:?}{problems:?}");
+        if summary != self.last_summary {
+            for s in &statuses {
+                info!(component = s.component, source = s.source, address = %s.address, scheme = s.scheme, auth = s.auth, insecure_skip_verify = s.insecure_skip_verify, origin = %s.origin, "discovered");
+                if let Some(note) = &s.note {
+                    warn!(component = s.component, address = %s.address, note = %note, "discovered target needs attention");
+                }
+            }
+            for p in problems {
+                warn!(reason = p.kind(), error = %p, "static pod manifest skipped");
+            }
+            info!(targets = statuses.len(), "discovered targets changed");
+            self.last_summary = summary;
+        }
+        if let Ok(mut board) = self.board.0.write() {
+            *board = statuses;
+        }
+    }
+}
