@@ -80,8 +80,11 @@ impl RawDiscovery {
         self.probe_timeout = over.probe_timeout.or(self.probe_timeout.take());
         self.token_file = over.token_file.or(self.token_file.take());
         self.ca_file = over.ca_file.or(self.ca_file.take());
-        if over.components.is_some() {
-            self.components = over.components;
+        // Per component: an environment entry replaces the file's entry for
+        // that component only.
+        if let Some(over) = over.components {
+            let mine = self.components.get_or_insert_default();
+            mine.0.extend(over.0);
         }
     }
 

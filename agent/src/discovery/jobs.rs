@@ -129,3 +129,8 @@ pub fn merge(user: &[ScrapeConfig], discovered: Vec<ScrapeConfig>) -> Vec<Scrape
     }
     out
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failing test should panic loudly")]
+#[path = "jobs_tests.rs"]
+mod tests;

@@ -79,8 +79,25 @@ impl Refresher {
                 }
             })
             .collect();
+        let merged = merge(&config.scrape_configs, jobs);
+        // Say so on the status page when the user's own jobs cover a target.
+        let discovered_jobs = &merged[config.scrape_configs.len()..];
+        for s in statuses.iter_mut().filter(|s| s.note.is_none()) {
+            let scraped = discovered_jobs.iter().any(|j| {
+                j.job_name == s.component
+                    && j.static_configs
+                        .iter()
+                        .any(|g| g.targets.contains(&s.address))
+            });
+            if !scraped {
+                s.note = Some(
+                    "not scraped by discovery: a scrape_configs job has this job name or address"
+                        .to_owned(),
+                );
+            }
+        }
         self.publish(statuses, &report.problems);
-        merge(&config.scrape_configs, jobs)
+        merged
     }
 
     /// Updates the board, and logs when the result differs from the last pass.
