@@ -193,3 +193,19 @@ fn curated_set_on_the_real_kube_controller_manager_payload() {
     }
     assert!(stats.post_relabel < stats.scraped * 2 / 3, "{stats:?}");
 }
+
+/// The scrape manager restarts a job only when its Debug rendering changes:
+/// two passes finding the same targets must render identically.
+#[test]
+fn jobs_are_identical_across_passes() {
+    let cfg = load_from_str("", &[]).unwrap().discovery;
+    let pass = || {
+        let f = Found::new(Component::Kubelet, Scheme::Https, "127.0.0.1", 10250);
+        let targets = [Discovered::new(f, Source::Probe, &cfg)];
+        format!(
+            "{:?}",
+            scrape_configs(&targets, &cfg, &global(), "n").unwrap()
+        )
+    };
+    assert_eq!(pass(), pass());
+}

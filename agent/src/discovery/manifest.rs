@@ -178,7 +178,7 @@ pub fn parse(text: &str, path: &Path, local: &str) -> Result<Vec<Found>, Manifes
         let flags = Flags::parse(&words[i + 1..]);
         let host_path = |p: &str| to_host(p, c, &pod.spec.volumes);
         let found = match binary {
-            Binary::Etcd => etcd(&flags, local, &host_path),
+            Binary::Etcd => Some(etcd(&flags, local, &host_path)),
             Binary::EtcdManager => etcd_manager(&flags, local, &pod, c),
             Binary::Apiserver => secure(Component::Apiserver, &flags, 6443, local),
             Binary::ControllerManager => secure(Component::ControllerManager, &flags, 10257, local),
@@ -304,8 +304,9 @@ fn pick_url(list: &str, local: &str) -> Option<(Scheme, String, u16)> {
     urls.into_iter().next()
 }
 
-fn etcd(flags: &Flags, local: &str, host_path: &dyn Fn(&str) -> PathBuf) -> Option<Found> {
-    // kubeadm's plain metrics port needs no certificate: prefer it.
+fn etcd(flags: &Flags, local: &str, host_path: &dyn Fn(&str) -> PathBuf) -> Found {
+    // kubeadm's plain metrics port needs no certificate: prefer it. Without
+    // either flag etcd serves its default client URL.
     let (scheme, host, port) = flags
         .get("listen-metrics-urls")
         .and_then(|l| pick_url(l, local))
@@ -314,7 +315,7 @@ fn etcd(flags: &Flags, local: &str, host_path: &dyn Fn(&str) -> PathBuf) -> Opti
                 .get("listen-client-urls")
                 .and_then(|l| pick_url(l, local))
         })
-        .or(Some((Scheme::Https, local.to_owned(), 2379)))?;
+        .unwrap_or((Scheme::Https, local.to_owned(), 2379));
     let mut found = Found::new(Component::Etcd, scheme, &host, port);
     if scheme == Scheme::Https {
         let ca = flags.get("trusted-ca-file").map(host_path);
@@ -335,7 +336,7 @@ fn etcd(flags: &Flags, local: &str, host_path: &dyn Fn(&str) -> PathBuf) -> Opti
         };
         found.ca_file = ca;
     }
-    Some(found)
+    found
 }
 
 /// kops: `etcd-manager-main` (4001) and `etcd-manager-events` (4002). The
