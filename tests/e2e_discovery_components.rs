@@ -232,6 +232,39 @@ async fn discovers_kube_proxy_and_a_bearer_protected_controller_manager() -> Res
         "the token leaked into the status"
     );
 
+    // `crowsnest discover` shows the same, how it would scrape, and a scrape of each.
+    let output = tokio::process::Command::new(crowsnest_tests::agent::agent_binary()?)
+        .args(["discover", "--scrape", "--config"])
+        .arg(agent.config_path())
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    ensure!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for want in [
+        format!(
+            "kube-controller-manager  probe     https://{}/metrics",
+            kcm.addr
+        ),
+        "server certificate: not verified (insecure_skip_verify)".to_owned(),
+        format!(
+            "authorization: Bearer token from {}/token",
+            dir.path().display()
+        ),
+        format!(
+            "kube-proxy               probe     http://{}/metrics",
+            kube_proxy.addr()
+        ),
+        format!("https://{}/metrics: ok,", kcm.addr),
+        "jobs that would run".to_owned(),
+    ] {
+        ensure!(stdout.contains(&want), "`{want}` missing from:\n{stdout}");
+    }
+    ensure!(!stdout.contains(GOOD), "token printed");
+
     // A token without RBAC: 403 with the fix; an unknown token: 401.
     write(&dir.path().join("token"), UNPRIVILEGED)?;
     let target = wait_reason(&agent, "forbidden").await?;

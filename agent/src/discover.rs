@@ -113,14 +113,12 @@ fn explain(result: &str) -> &'static str {
 
 fn print_target(t: &Discovered) {
     let s = t.status();
-    println!(
-        "  {:<24} {:<9} {}://{} {}",
-        s.component,
-        s.source,
-        s.scheme,
-        s.address,
-        s.metrics_paths.join(",")
-    );
+    let urls: Vec<String> = s
+        .metrics_paths
+        .iter()
+        .map(|p| format!("{}://{}{p}", s.scheme, s.address))
+        .collect();
+    println!("  {:<24} {:<9} {}", s.component, s.source, urls.join(" "));
     println!("    from: {}", s.origin);
     let tls = &t.http.tls;
     if s.scheme == "https" {
