@@ -117,125 +117,139 @@ const REST_CLIENT: &str =
     "rest_client_(requests_total|request_duration_seconds_(bucket|sum|count))";
 const WORKQUEUE: &str = "workqueue_(adds_total|depth|retries_total|unfinished_work_seconds|longest_running_processor_seconds|(queue|work)_duration_seconds_(bucket|sum|count))";
 
+const ETCD: Spec = Spec {
+    component: Component::Etcd,
+    job: "etcd",
+    // 4001: kops' etcd-manager; 2379: kubeadm's client port; 2381: kubeadm's plain metrics port.
+    ports: &[https(4001), https(2379), http(2381)],
+    paths: &["/metrics"],
+    signature: "etcd_server_has_leader",
+    auth: AuthKind::ClientCert,
+    insecure_skip_verify: false,
+    server_name: None,
+    curated: &[
+        "etcd_server_(has_leader|is_leader|leader_changes_seen_total|proposals_(committed|applied|failed)_total|proposals_pending|slow_apply_total|heartbeat_send_failures_total|quota_backend_bytes)",
+        "etcd_disk_(wal_fsync|backend_commit|backend_snapshot)_duration_seconds_(bucket|sum|count)",
+        "etcd_mvcc_db_total_size(_in_use)?_in_bytes",
+        "etcd_network_peer_(round_trip_time_seconds_(bucket|sum|count)|sent_failures_total|received_failures_total)",
+        "etcd_network_client_grpc_(sent|received)_bytes_total",
+        "grpc_server_(started|handled)_total",
+    ],
+};
+
+const APISERVER: Spec = Spec {
+    component: Component::Apiserver,
+    job: "apiserver",
+    ports: &[],
+    paths: &["/metrics"],
+    signature: "apiserver_request_total",
+    auth: AuthKind::Bearer,
+    insecure_skip_verify: false,
+    server_name: Some("kubernetes"),
+    curated: &[
+        "apiserver_request_total",
+        "apiserver_request_duration_seconds_(bucket|sum|count)",
+        "apiserver_(current_inflight_requests|storage_objects|longrunning_requests)",
+        "apiserver_client_certificate_expiration_seconds_(bucket|sum|count)",
+        "etcd_request_duration_seconds_(bucket|sum|count)",
+        WORKQUEUE,
+        REST_CLIENT,
+    ],
+};
+
+const CONTROLLER_MANAGER: Spec = Spec {
+    component: Component::ControllerManager,
+    job: "kube-controller-manager",
+    ports: &[https(10257)],
+    paths: &["/metrics"],
+    // Only the node lifecycle controller exports these.
+    signature: "node_collector_",
+    auth: AuthKind::Bearer,
+    insecure_skip_verify: true,
+    server_name: None,
+    curated: &[WORKQUEUE, REST_CLIENT, "leader_election_master_status"],
+};
+
+const SCHEDULER: Spec = Spec {
+    component: Component::Scheduler,
+    job: "kube-scheduler",
+    ports: &[https(10259)],
+    paths: &["/metrics"],
+    signature: "scheduler_",
+    auth: AuthKind::Bearer,
+    insecure_skip_verify: true,
+    server_name: None,
+    curated: &[
+        "scheduler_(pending_pods|schedule_attempts_total|preemption_attempts_total)",
+        "scheduler_(scheduling_attempt_duration|pod_scheduling_sli_duration|e2e_scheduling_duration)_seconds_(bucket|sum|count)",
+        WORKQUEUE,
+        REST_CLIENT,
+        "leader_election_master_status",
+    ],
+};
+
+const KUBE_PROXY: Spec = Spec {
+    component: Component::KubeProxy,
+    job: "kube-proxy",
+    ports: &[http(10249)],
+    paths: &["/metrics"],
+    signature: "kubeproxy_",
+    auth: AuthKind::None,
+    insecure_skip_verify: false,
+    server_name: None,
+    curated: &[
+        "kubeproxy_(sync_proxy_rules|network_programming)_duration_seconds_(bucket|sum|count)",
+        "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
+        REST_CLIENT,
+    ],
+};
+
+const KUBELET: Spec = Spec {
+    component: Component::Kubelet,
+    job: "kubelet",
+    ports: &[https(10250)],
+    paths: &["/metrics", "/metrics/cadvisor", "/metrics/resource"],
+    signature: "kubelet_",
+    auth: AuthKind::Bearer,
+    insecure_skip_verify: true,
+    server_name: None,
+    curated: &[
+        "kubelet_(node_name|running_pods|running_containers|runtime_operations_errors_total|volume_stats_.*)",
+        "kubelet_(pleg_relist|pod_start|pod_worker)_duration_seconds_(bucket|sum|count)",
+        "container_(cpu_usage_seconds_total|cpu_cfs_(throttled_)?periods_total|memory_working_set_bytes|memory_rss|network_(receive|transmit)_bytes_total|fs_(reads|writes)_bytes_total|start_time_seconds)",
+        "(node|pod|container)_(cpu_usage_seconds_total|memory_working_set_bytes)",
+        "machine_(cpu_cores|memory_bytes)",
+        "storage_operation_duration_seconds_(bucket|sum|count)",
+        REST_CLIENT,
+    ],
+};
+
+const COREDNS: Spec = Spec {
+    component: Component::CoreDns,
+    job: "coredns",
+    ports: &[http(9153)],
+    paths: &["/metrics"],
+    signature: "coredns_",
+    auth: AuthKind::None,
+    insecure_skip_verify: false,
+    server_name: None,
+    curated: &[
+        "coredns_dns_(requests_total|responses_total)",
+        "coredns_dns_request_duration_seconds_(bucket|sum|count)",
+        "coredns_(cache_(hits|misses)_total|panics_total|build_info)",
+        "coredns_forward_(requests_total|responses_total|request_duration_seconds_(bucket|sum|count))",
+    ],
+};
+
 /// The table, in the order discovery reports and probes components.
-pub const SPECS: &[Spec] = &[
-    Spec {
-        component: Component::Etcd,
-        job: "etcd",
-        // 4001: kops' etcd-manager; 2379: kubeadm's client port; 2381: kubeadm's plain metrics port.
-        ports: &[https(4001), https(2379), http(2381)],
-        paths: &["/metrics"],
-        signature: "etcd_server_has_leader",
-        auth: AuthKind::ClientCert,
-        insecure_skip_verify: false,
-        server_name: None,
-        curated: &[
-            "etcd_server_(has_leader|is_leader|leader_changes_seen_total|proposals_(committed|applied|failed)_total|proposals_pending|slow_apply_total|heartbeat_send_failures_total|quota_backend_bytes)",
-            "etcd_disk_(wal_fsync|backend_commit|backend_snapshot)_duration_seconds_(bucket|sum|count)",
-            "etcd_mvcc_db_total_size(_in_use)?_in_bytes",
-            "etcd_network_peer_(round_trip_time_seconds_(bucket|sum|count)|sent_failures_total|received_failures_total)",
-            "etcd_network_client_grpc_(sent|received)_bytes_total",
-            "grpc_server_(started|handled)_total",
-        ],
-    },
-    Spec {
-        component: Component::Apiserver,
-        job: "apiserver",
-        ports: &[],
-        paths: &["/metrics"],
-        signature: "apiserver_request_total",
-        auth: AuthKind::Bearer,
-        insecure_skip_verify: false,
-        server_name: Some("kubernetes"),
-        curated: &[
-            "apiserver_request_total",
-            "apiserver_request_duration_seconds_(bucket|sum|count)",
-            "apiserver_(current_inflight_requests|storage_objects|longrunning_requests)",
-            "apiserver_client_certificate_expiration_seconds_(bucket|sum|count)",
-            "etcd_request_duration_seconds_(bucket|sum|count)",
-            WORKQUEUE,
-            REST_CLIENT,
-        ],
-    },
-    Spec {
-        component: Component::ControllerManager,
-        job: "kube-controller-manager",
-        ports: &[https(10257)],
-        paths: &["/metrics"],
-        // Only the node lifecycle controller exports these.
-        signature: "node_collector_",
-        auth: AuthKind::Bearer,
-        insecure_skip_verify: true,
-        server_name: None,
-        curated: &[WORKQUEUE, REST_CLIENT, "leader_election_master_status"],
-    },
-    Spec {
-        component: Component::Scheduler,
-        job: "kube-scheduler",
-        ports: &[https(10259)],
-        paths: &["/metrics"],
-        signature: "scheduler_",
-        auth: AuthKind::Bearer,
-        insecure_skip_verify: true,
-        server_name: None,
-        curated: &[
-            "scheduler_(pending_pods|schedule_attempts_total|preemption_attempts_total)",
-            "scheduler_(scheduling_attempt_duration|pod_scheduling_sli_duration|e2e_scheduling_duration)_seconds_(bucket|sum|count)",
-            WORKQUEUE,
-            REST_CLIENT,
-            "leader_election_master_status",
-        ],
-    },
-    Spec {
-        component: Component::KubeProxy,
-        job: "kube-proxy",
-        ports: &[http(10249)],
-        paths: &["/metrics"],
-        signature: "kubeproxy_",
-        auth: AuthKind::None,
-        insecure_skip_verify: false,
-        server_name: None,
-        curated: &[
-            "kubeproxy_(sync_proxy_rules|network_programming)_duration_seconds_(bucket|sum|count)",
-            "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
-            REST_CLIENT,
-        ],
-    },
-    Spec {
-        component: Component::Kubelet,
-        job: "kubelet",
-        ports: &[https(10250)],
-        paths: &["/metrics", "/metrics/cadvisor", "/metrics/resource"],
-        signature: "kubelet_",
-        auth: AuthKind::Bearer,
-        insecure_skip_verify: true,
-        server_name: None,
-        curated: &[
-            "kubelet_(node_name|running_pods|running_containers|runtime_operations_errors_total|volume_stats_.*)",
-            "kubelet_(pleg_relist|pod_start|pod_worker)_duration_seconds_(bucket|sum|count)",
-            "container_(cpu_usage_seconds_total|cpu_cfs_(throttled_)?periods_total|memory_working_set_bytes|memory_rss|network_(receive|transmit)_bytes_total|fs_(reads|writes)_bytes_total|start_time_seconds)",
-            "(node|pod|container)_(cpu_usage_seconds_total|memory_working_set_bytes)",
-            "machine_(cpu_cores|memory_bytes)",
-            "storage_operation_duration_seconds_(bucket|sum|count)",
-            REST_CLIENT,
-        ],
-    },
-    Spec {
-        component: Component::CoreDns,
-        job: "coredns",
-        ports: &[http(9153)],
-        paths: &["/metrics"],
-        signature: "coredns_",
-        auth: AuthKind::None,
-        insecure_skip_verify: false,
-        server_name: None,
-        curated: &[
-            "coredns_dns_(requests_total|responses_total)",
-            "coredns_dns_request_duration_seconds_(bucket|sum|count)",
-            "coredns_(cache_(hits|misses)_total|panics_total|build_info)",
-            "coredns_forward_(requests_total|responses_total|request_duration_seconds_(bucket|sum|count))",
-        ],
-    },
+pub const SPECS: &[&Spec] = &[
+    &ETCD,
+    &APISERVER,
+    &CONTROLLER_MANAGER,
+    &SCHEDULER,
+    &KUBE_PROXY,
+    &KUBELET,
+    &COREDNS,
 ];
 
 impl Component {
@@ -246,11 +260,15 @@ impl Component {
 
     /// This component's row of [`SPECS`].
     pub fn spec(self) -> &'static Spec {
-        // Every variant has a row; the test below keeps it so.
-        SPECS
-            .iter()
-            .find(|s| s.component == self)
-            .unwrap_or(&SPECS[0])
+        match self {
+            Self::Etcd => &ETCD,
+            Self::Apiserver => &APISERVER,
+            Self::ControllerManager => &CONTROLLER_MANAGER,
+            Self::Scheduler => &SCHEDULER,
+            Self::KubeProxy => &KUBE_PROXY,
+            Self::Kubelet => &KUBELET,
+            Self::CoreDns => &COREDNS,
+        }
     }
 
     /// The `job` label and config key.
