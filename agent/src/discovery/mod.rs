@@ -16,8 +16,10 @@
 //! De-duplication: a component a manifest names is not probed at all (its
 //! manifest address is the authoritative one, and probing another port of the
 //! same etcd would scrape it twice); the same component at the same address
-//! is kept once. How discovered jobs meet the user's `scrape_configs` is
-//! described in [`jobs::merge`].
+//! is kept once. A component a probe found stays a target when it stops
+//! answering (so it shows `up=0` instead of vanishing; see `Refresher`). How
+//! discovered jobs meet the user's `scrape_configs` is described in
+//! [`jobs::merge`].
 
 mod components;
 pub mod jobs;

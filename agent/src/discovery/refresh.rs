@@ -9,8 +9,8 @@ use tracing::{error, info, warn};
 
 use super::jobs::{merge, scrape_configs};
 use super::manifest::ManifestError;
-use super::{DiscoveredStatus, DiscoveryMetrics, discover};
-use crate::config::{Config, ScrapeConfig};
+use super::{Discovered, DiscoveredStatus, DiscoveryMetrics, Source, dedup, discover};
+use crate::config::{Config, DiscoveryConfig, ScrapeConfig};
 use crate::http::HttpClient;
 
 /// A cheap handle the status page reads discovered targets from.
@@ -30,6 +30,8 @@ pub struct Refresher {
     board: DiscoveryBoard,
     // What was last logged: a pass that finds the same logs nothing.
     last_summary: String,
+    // Targets probes found earlier (see `keep_probed`).
+    probed: Vec<Discovered>,
 }
 
 impl Refresher {
@@ -39,6 +41,7 @@ impl Refresher {
             metrics: DiscoveryMetrics::register(registry),
             board: DiscoveryBoard::default(),
             last_summary: String::new(),
+            probed: Vec::new(),
         }
     }
 
@@ -50,13 +53,11 @@ impl Refresher {
     /// Runs one pass and returns the user's jobs merged with the discovered
     /// ones (see [`merge`]); `node` is the `node` label of discovered targets.
     pub async fn scrape_configs(&mut self, config: &Config, node: &str) -> Vec<ScrapeConfig> {
-        let report = discover(&config.discovery).await;
+        let mut report = discover(&config.discovery).await;
+        report.targets = self.keep_probed(report.targets, &config.discovery);
         self.metrics.record(&report.targets);
-        let mut statuses: Vec<DiscoveredStatus> = report
-            .targets
-            .iter()
-            .map(super::Discovered::status)
-            .collect();
+        let mut statuses: Vec<DiscoveredStatus> =
+            report.targets.iter().map(Discovered::status).collect();
         let jobs = match scrape_configs(&report.targets, &config.discovery, &config.global, node) {
             Ok(jobs) => jobs,
             Err(e) => {
@@ -98,6 +99,41 @@ impl Refresher {
         }
         self.publish(statuses, &report.problems);
         merged
+    }
+
+    /// A component a probe found once stays a target while it is enabled and
+    /// its port is still configured, even when it stops answering: a dead
+    /// kube-proxy must show as `up=0`, not vanish with its series. (Manifest
+    /// targets need no such memory: the manifest stays while the pod is down.)
+    fn keep_probed(&mut self, targets: Vec<Discovered>, cfg: &DiscoveryConfig) -> Vec<Discovered> {
+        let mut targets = targets;
+        if cfg.enabled {
+            for old in &self.probed {
+                let c = cfg.component(old.component());
+                let port = old
+                    .found
+                    .address
+                    .rsplit_once(':')
+                    .and_then(|(_, p)| p.parse::<u16>().ok());
+                let still_wanted = c.enabled && port.is_some_and(|p| c.ports.contains(&p));
+                if still_wanted && !targets.iter().any(|t| t.component() == old.component()) {
+                    let mut found = old.found.clone();
+                    found.note = Some(
+                        "did not answer the last probe; kept as a target so that up=0 shows it is down"
+                            .to_owned(),
+                    );
+                    // Rebuilt so that changed settings (token file, CA) apply.
+                    targets.push(Discovered::new(found, Source::Probe, cfg));
+                }
+            }
+        }
+        let targets = dedup(targets);
+        self.probed = targets
+            .iter()
+            .filter(|t| t.source == Source::Probe)
+            .cloned()
+            .collect();
+        targets
     }
 
     /// Updates the board, and logs when the result differs from the last pass.
