@@ -29,6 +29,7 @@ const NODE: &str = "cp-test-1";
 
 struct Ca {
     pem: String,
+    key_pem: String,
     issuer: Issuer<'static, KeyPair>,
 }
 
@@ -45,6 +46,7 @@ impl Ca {
         let cert = params.self_signed(&key)?;
         Ok(Self {
             pem: cert.pem(),
+            key_pem: key.serialize_pem(),
             issuer: Issuer::new(params, key),
         })
     }
@@ -143,6 +145,16 @@ fn manifest(etcd: &Etcd, pki: &Path) -> String {
         .collect();
     format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  labels: {{component: etcd, tier: control-plane}}\n  name: etcd\n  namespace: kube-system\nspec:\n  containers:\n  - command:\n{flags}    image: registry.k8s.io/etcd:3.5.15-0\n    name: etcd\n    volumeMounts:\n    - {{mountPath: {pki}, name: etcd-certs}}\n  hostNetwork: true\n  volumes:\n  - hostPath: {{path: {pki}, type: DirectoryOrCreate}}\n    name: etcd-certs\n",
+        pki = pki.display()
+    )
+}
+
+/// A kops-shaped etcd-manager manifest for the same etcd: the client URL in a
+/// `sh -c` script, the certificates in the host folder mounted at
+/// /etc/kubernetes/pki/etcd-manager.
+fn kops_manifest(port: u16, pki: &Path) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  labels: {{k8s-app: etcd-manager-main}}\n  name: etcd-manager-main\n  namespace: kube-system\nspec:\n  containers:\n  - command:\n    - /bin/sh\n    - -c\n    - mkfifo /tmp/pipe; (tee -a /var/log/etcd.log < /tmp/pipe & ) ; exec /etcd-manager\n      --backup-store=s3://state/test.k8s.local/backups/etcd/main --client-urls=https://__name__:{port}\n      --cluster-name=etcd --containerized=true --grpc-port=3996 --peer-urls=https://__name__:2380\n      --v=6 > /tmp/pipe 2>&1\n    image: registry.k8s.io/etcdadm/etcd-manager-slim:v3.0.20240802\n    name: etcd-manager\n    volumeMounts:\n    - {{mountPath: /rootfs, name: rootfs}}\n    - {{mountPath: /etc/kubernetes/pki/etcd-manager, name: pki}}\n  hostNetwork: true\n  volumes:\n  - hostPath: {{path: /, type: Directory}}\n    name: rootfs\n  - hostPath: {{path: {pki}, type: DirectoryOrCreate}}\n    name: pki\n",
         pki = pki.display()
     )
 }
@@ -279,6 +291,29 @@ async fn discovers_and_scrapes_a_real_etcd_with_mtls() -> Result<()> {
         metrics.contains("crowsnest_discovered_targets{component=\"etcd\",source=\"manifest\"} 1"),
         "{metrics}"
     );
+
+    // kops' layout: etcd-manager's manifest, and the clients CA's own
+    // certificate and key as the client certificate (what kops documents).
+    let kops_pki = dir.path().join("etcd-manager-main");
+    let kops_manifests = dir.path().join("kops-manifests");
+    std::fs::create_dir_all(&kops_pki)?;
+    std::fs::create_dir_all(&kops_manifests)?;
+    write(&kops_pki.join("etcd-clients-ca.crt"), &ca.pem)?;
+    write(&kops_pki.join("etcd-clients-ca.key"), &ca.key_pem)?;
+    write(
+        &kops_manifests.join("etcd-manager-main.manifest"),
+        &kops_manifest(port, &kops_pki),
+    )?;
+    let kops = agent_config(&kops_manifests, &prometheus.remote_write_url())
+        .replace(&format!("node_name: {NODE}"), "node_name: kops-node");
+    let mut kops_agent = Agent::start(&kops).await?;
+    prom.wait_for(
+        "etcd_server_has_leader{job=\"etcd\",node=\"kops-node\"}",
+        |r| r.len() == 1 && r[0].1 == 1.0,
+        WAIT,
+    )
+    .await?;
+    kops_agent.stop()?;
 
     // A client certificate from another CA (configured as the etcd override):
     // etcd refuses the handshake. A second agent, so the first keeps its

@@ -339,6 +339,9 @@ fn etcd(flags: &Flags, local: &str, host_path: &dyn Fn(&str) -> PathBuf) -> Foun
     found
 }
 
+/// Where kops' etcd-manager container expects its certificates.
+const ETCD_MANAGER_PKI: &str = "/etc/kubernetes/pki/etcd-manager";
+
 /// kops: `etcd-manager-main` (4001) and `etcd-manager-events` (4002). The
 /// client CA's certificate and key double as the client certificate, as in
 /// kops' own instructions.
@@ -356,15 +359,15 @@ fn etcd_manager(flags: &Flags, local: &str, pod: &Pod, c: &Container) -> Option<
         })
         .unwrap_or("main");
     let default_dir = format!("/etc/kubernetes/pki/etcd-manager-{cluster}");
-    // The host folder of the pki mount, when the manifest names one.
+    // etcd-manager reads its certificates from this folder in the container;
+    // the host folder is whatever the manifest mounts there.
     let dir = c
         .volume_mounts
         .iter()
-        .filter_map(|m| pod.spec.volumes.iter().find(|v| v.name == m.name))
-        .filter_map(|v| v.host_path.as_ref())
-        .map(|h| h.path.trim_end_matches('/'))
-        .find(|p| p.starts_with("/etc/kubernetes/pki/etcd-manager"))
-        .map_or_else(|| PathBuf::from(&default_dir), PathBuf::from);
+        .find(|m| m.mount_path.trim_end_matches('/') == ETCD_MANAGER_PKI)
+        .and_then(|m| pod.spec.volumes.iter().find(|v| v.name == m.name))
+        .and_then(|v| v.host_path.as_ref())
+        .map_or_else(|| PathBuf::from(&default_dir), |h| PathBuf::from(&h.path));
     let mut found = Found::new(Component::Etcd, scheme, &host, port);
     if scheme == Scheme::Https {
         found.ca_file = Some(dir.join("etcd-clients-ca.crt"));
