@@ -296,4 +296,16 @@ mod tests {
         )];
         assert!(!load_from_str("", &env).unwrap().discovery.enabled);
     }
+
+    #[test]
+    fn environment_overrides_one_component_and_keeps_the_others() {
+        let env = [(
+            "CROWSNEST_DISCOVERY__COMPONENTS__ETCD__ENABLED".to_owned(),
+            "false".to_owned(),
+        )];
+        let yaml = "discovery: {components: {kubelet: {metrics: all}}}";
+        let c = load_from_str(yaml, &env).unwrap().discovery;
+        assert!(!c.component(Component::Etcd).enabled);
+        assert_eq!(c.component(Component::Kubelet).metrics, MetricSet::All);
+    }
 }
