@@ -2,8 +2,9 @@
 //! SIGHUP and shuts it down on SIGTERM/SIGINT.
 //!
 //! ```text
-//! ScrapeManager ──samples──> RemoteWriter (SampleSink) ──> backends
-//!      └─ self-scrape of the registry (job="crowsnest")
+//! discovery ──jobs──┐
+//! scrape_configs ───┴─> ScrapeManager ──samples──> RemoteWriter (SampleSink) ──> backends
+//!                            └─ self-scrape of the registry (job="crowsnest")
 //! ```
 
 use std::future::Future;
@@ -21,6 +22,7 @@ use tracing::{error, info, warn};
 
 use crate::collectors::Collectors;
 use crate::config::{self, Config, ConfigError};
+use crate::discovery::{DiscoveryBoard, Refresher};
 use crate::remote_write::{RemoteWriteError, RemoteWriter};
 use crate::scrape::manager::ManagerError;
 use crate::scrape::{ScrapeManager, SelfScrape, StatusBoard, self_target};
@@ -67,6 +69,7 @@ struct AppStatus {
     ready: Arc<AtomicBool>,
     targets: StatusBoard,
     collectors: Arc<Collectors>,
+    discovered: DiscoveryBoard,
     remote: Arc<RwLock<Option<RemoteWriter>>>,
 }
 
@@ -77,6 +80,7 @@ impl StatusSource for AppStatus {
             s.ready = self.ready.load(Ordering::Acquire);
             s.targets = self.targets.snapshot();
             s.collectors = self.collectors.status();
+            s.discovered = self.discovered.snapshot();
             if let Some(remote) = self.remote.read().await.as_ref() {
                 s.remote_write = remote.status();
             }
@@ -143,6 +147,7 @@ pub async fn run(
         remote.sink(),
         &mut registry,
     ));
+    let mut discovery = Refresher::new(&mut registry);
     let registry = Arc::new(registry);
     let remote = Arc::new(RwLock::new(Some(remote)));
 
@@ -158,9 +163,16 @@ pub async fn run(
                 None
             }
         };
-    scrapes
-        .apply(&config.scrape_configs, self_scrape(&config).as_ref())
-        .await?;
+    let discovery_node = |cfg: &Config| {
+        cfg.discovery
+            .node_name
+            .clone()
+            .unwrap_or_else(|| node.clone())
+    };
+    let jobs = discovery
+        .scrape_configs(&config, &discovery_node(&config))
+        .await;
+    scrapes.apply(&jobs, self_scrape(&config).as_ref()).await?;
 
     let ready = Arc::new(AtomicBool::new(false));
     let state = State {
@@ -172,6 +184,7 @@ pub async fn run(
             ready: ready.clone(),
             targets: scrapes.status_board(),
             collectors: collectors.clone(),
+            discovered: discovery.board(),
             remote: remote.clone(),
         }),
     };
@@ -185,13 +198,26 @@ pub async fn run(
     let mut term = signal(SignalKind::terminate()).map_err(AppError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(AppError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(AppError::Signals)?;
+    let mut config = config;
+    let mut refresh = discovery_timer(&config);
     loop {
         tokio::select! {
             _ = term.recv() => { info!("SIGTERM received, shutting down"); break; }
             _ = int.recv() => { info!("SIGINT received, shutting down"); break; }
             _ = hup.recv() => {
-                let ok = reload(config_path.as_deref(), &log, &remote, &mut scrapes, &self_scrape).await;
-                reload_metrics.record(ok);
+                let new = reload(config_path.as_deref(), &log, &remote, &mut scrapes, &self_scrape, &mut discovery, &discovery_node).await;
+                reload_metrics.record(new.is_some());
+                if let Some(new) = new {
+                    config = new;
+                    refresh = discovery_timer(&config);
+                }
+            }
+            _ = refresh.tick(), if config.discovery.enabled => {
+                // Unchanged jobs keep running: the manager diffs by config.
+                let jobs = discovery.scrape_configs(&config, &discovery_node(&config)).await;
+                if let Err(e) = scrapes.apply(&jobs, self_scrape(&config).as_ref()).await {
+                    error!(error = %e, "discovery refresh: jobs not applied; keeping the previous ones");
+                }
             }
         }
     }
@@ -211,20 +237,32 @@ pub async fn run(
     Ok(())
 }
 
-/// Re-reads the config; on any error the running pipeline is left as it was.
+/// The discovery refresh timer; its first tick (immediate) is consumed
+/// because a pass has just run.
+fn discovery_timer(config: &Config) -> tokio::time::Interval {
+    let period = config.discovery.refresh_interval;
+    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    timer
+}
+
+/// Re-reads the config (and runs discovery again); on any error the running
+/// pipeline is left as it was. Returns the new config when it was applied.
 async fn reload(
     path: Option<&std::path::Path>,
     log: &LogHandle,
     remote: &RwLock<Option<RemoteWriter>>,
     scrapes: &mut ScrapeManager,
     self_scrape: &impl Fn(&Config) -> Option<SelfScrape>,
-) -> bool {
+    discovery: &mut Refresher,
+    discovery_node: &impl Fn(&Config) -> String,
+) -> Option<Config> {
     info!("SIGHUP received, reloading the configuration");
     let config = match config::load(path) {
         Ok(c) => c,
         Err(e) => {
             log_reload_error(&e);
-            return false;
+            return None;
         }
     };
     if let Err(e) = log.set_level(&config.logging.level) {
@@ -236,17 +274,17 @@ async fn reload(
             .await
     {
         error!(error = %e, "reload: remote_write not applied; keeping the previous endpoints");
-        return false;
+        return None;
     }
-    if let Err(e) = scrapes
-        .apply(&config.scrape_configs, self_scrape(&config).as_ref())
-        .await
-    {
+    let jobs = discovery
+        .scrape_configs(&config, &discovery_node(&config))
+        .await;
+    if let Err(e) = scrapes.apply(&jobs, self_scrape(&config).as_ref()).await {
         error!(error = %e, "reload: scrape_configs not applied; keeping the previous jobs");
-        return false;
+        return None;
     }
     info!("configuration reloaded");
-    true
+    Some(config)
 }
 
 fn log_reload_error(e: &ConfigError) {

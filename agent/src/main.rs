@@ -1,6 +1,7 @@
 //! The `crowsnest` binary: the only place that decides to exit.
 
 mod cli;
+mod discover;
 
 use std::process::ExitCode;
 

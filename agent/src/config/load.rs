@@ -20,6 +20,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::discovery::RawDiscovery;
 use super::error::{ConfigError, display_path, from_yaml, with_hint};
 use super::global::RawGlobal;
 use super::http_client::resolve_paths;
@@ -36,7 +37,7 @@ const ENV_SEPARATOR: &str = "__";
 /// Sections that hold lists; the environment cannot address their entries.
 const LIST_SECTIONS: &[&str] = &["scrape_configs", "remote_write"];
 /// Sections the environment can override field by field.
-const ENV_SECTIONS: &[&str] = &["global", "server", "storage", "logging"];
+const ENV_SECTIONS: &[&str] = &["global", "server", "storage", "logging", "discovery"];
 /// Variable-name prefix (after [`ENV_PREFIX`]) of external label overrides.
 const EXTERNAL_LABELS_PREFIX: &str = "GLOBAL__EXTERNAL_LABELS__";
 
@@ -44,7 +45,7 @@ const EXTERNAL_LABELS_PREFIX: &str = "GLOBAL__EXTERNAL_LABELS__";
 #[derive(Debug, Default, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a config map with global, scrape_configs, remote_write, server, storage, logging, collectors"
+    expecting = "a config map with global, scrape_configs, remote_write, server, storage, logging, collectors, discovery"
 )]
 struct RawConfig {
     /// Scrape defaults and external labels.
@@ -61,19 +62,22 @@ struct RawConfig {
     logging: Option<RawLogging>,
     /// eBPF collectors.
     collectors: Option<super::collectors::RawCollectorsConfig>,
+    /// Control-plane discovery.
+    discovery: Option<RawDiscovery>,
 }
 
 /// The sections the environment may override.
 #[derive(Debug, Default, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "overrides of global, server, storage or logging"
+    expecting = "overrides of global, server, storage, logging or discovery"
 )]
 struct RawEnv {
     global: Option<RawGlobal>,
     server: Option<RawServer>,
     storage: Option<RawStorage>,
     logging: Option<RawLogging>,
+    discovery: Option<RawDiscovery>,
 }
 
 /// Loads a YAML file (None = built-in defaults only) and applies CROWSNEST_* environment overrides.
@@ -94,6 +98,7 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         for r in &mut config.remote_write {
             resolve_paths(&mut r.http, dir);
         }
+        config.discovery.resolve_paths(dir);
     }
     Ok(config)
 }
@@ -123,6 +128,7 @@ pub fn load_from_str(yaml: &str, env: &[(String, String)]) -> Result<Config, Con
                     "see the collectors section of agent/config/example.yaml",
                 )
             })?,
+        discovery: raw.discovery.unwrap_or_default().build()?,
     })
 }
 
@@ -231,6 +237,9 @@ fn apply_env(raw: &mut RawConfig, env: &[(String, String)]) -> Result<(), Config
     }
     if let Some(l) = overrides.logging {
         raw.logging.get_or_insert_default().overlay(l);
+    }
+    if let Some(d) = overrides.discovery {
+        raw.discovery.get_or_insert_default().overlay(d);
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! One file per section turns its raw serde structs (unknown keys refused)
 //! into the typed values: `global.rs`, `scrape.rs`, `remote_write.rs`,
 //! `http_client.rs` (TLS and auth shared by both), `server.rs` (server,
-//! storage, logging). `load.rs` reads the file, layers the environment and
+//! storage, logging), `discovery.rs` (control-plane discovery). `load.rs` reads the file, layers the environment and
 //! assembles the result; `duration.rs`, `bytesize.rs`, `flag.rs` (YAML 1.1
 //! booleans) and `unique_map.rs` (no duplicate keys) read values the way
 //! Prometheus does. `agent/config/example.yaml` documents every setting.
@@ -19,6 +19,7 @@
 
 mod bytesize;
 pub mod collectors;
+mod discovery;
 mod duration;
 mod error;
 mod flag;
@@ -35,6 +36,7 @@ mod unique_map;
 mod tests;
 
 pub use bytesize::parse_bytes;
+pub use discovery::{DEFAULT_CA_FILE, DEFAULT_MANIFESTS_PATH, DEFAULT_TOKEN_FILE};
 pub use duration::{format_duration, parse_duration};
 pub use error::ConfigError;
 pub use load::{load, load_from_str};

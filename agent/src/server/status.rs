@@ -6,6 +6,7 @@ use std::pin::Pin;
 use serde::Serialize;
 
 use crate::collectors::CollectorStatus;
+use crate::discovery::DiscoveredStatus;
 use crate::remote_write::EndpointStatus;
 use crate::scrape::TargetStatus;
 use crate::telemetry::VERSION;
@@ -28,6 +29,8 @@ pub struct AgentStatus {
     pub targets: Vec<TargetStatus>,
     /// Every remote-write endpoint.
     pub remote_write: Vec<EndpointStatus>,
+    /// Control-plane targets discovery found on this node (no secrets).
+    pub discovered: Vec<DiscoveredStatus>,
 }
 
 impl AgentStatus {
@@ -41,6 +44,7 @@ impl AgentStatus {
             collectors: Vec::new(),
             targets: Vec::new(),
             remote_write: Vec::new(),
+            discovered: Vec::new(),
         }
     }
 }
