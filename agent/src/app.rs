@@ -2,9 +2,10 @@
 //! SIGHUP and shuts it down on SIGTERM/SIGINT.
 //!
 //! ```text
-//! ScrapeManager ──samples──> Enricher ──> RemoteWriter (SampleSink) ──> backends
-//!      │  └─ self-scrape          ^ pod labels
-//!      └── discovered targets <── Kubernetes (node's pods)
+//! discovery ──jobs──┐                    Kubernetes (node's pods) ─┐ pod labels
+//! scrape_configs ───┴─> ScrapeManager ──samples──> Enricher ──> RemoteWriter (SampleSink) ──> backends
+//!   pod discovery ──targets──┘  └─ self-scrape        ^
+//! Collectors (eBPF) ──samples─────────────────────────┘
 //! ```
 
 use std::future::Future;
@@ -20,9 +21,11 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{RwLock, watch};
 use tracing::{error, info, warn};
 
+use crate::collectors::Collectors;
 use crate::config::{self, Config, ConfigError, ScrapeConfig};
+use crate::discovery::{DiscoveryBoard, Refresher};
 use crate::enrich::{EnrichMetrics, Enricher, HoldConfig, LabelPlan};
-use crate::kube::{KubeMetrics, Kubernetes, discovery};
+use crate::kube::{KubeMetrics, Kubernetes, discovery as pod_discovery};
 use crate::remote_write::{RemoteWriteError, RemoteWriter};
 use crate::scrape::manager::ManagerError;
 use crate::scrape::{ScrapeManager, SelfScrape, StatusBoard, self_target};
@@ -32,7 +35,7 @@ use crate::telemetry::{self, LogHandle};
 /// How long queued samples may take to flush on shutdown.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(10);
 /// Pod changes within this window become one discovery update.
-const DISCOVERY_DEBOUNCE: Duration = Duration::from_millis(500);
+const POD_DISCOVERY_DEBOUNCE: Duration = Duration::from_millis(500);
 
 /// The agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +73,8 @@ struct AppStatus {
     started: Instant,
     ready: Arc<AtomicBool>,
     targets: StatusBoard,
+    collectors: Arc<Collectors>,
+    discovered: DiscoveryBoard,
     remote: Arc<RwLock<Option<RemoteWriter>>>,
     kube: Arc<Kubernetes>,
 }
@@ -80,6 +85,8 @@ impl StatusSource for AppStatus {
             let mut s = AgentStatus::new(&self.node, self.started.elapsed().as_secs_f64());
             s.ready = self.ready.load(Ordering::Acquire);
             s.targets = self.targets.snapshot();
+            s.collectors = self.collectors.status();
+            s.discovered = self.discovered.snapshot();
             if let Some(remote) = self.remote.read().await.as_ref() {
                 s.remote_write = remote.status();
             }
@@ -132,11 +139,7 @@ pub async fn run(
     config: Config,
     log: LogHandle,
 ) -> Result<(), AppError> {
-    let node = config
-        .kubernetes
-        .node_name
-        .clone()
-        .unwrap_or_else(node_name);
+    let node = node_name();
     let mut registry = telemetry::base_registry();
     let reload_metrics = ReloadMetrics::register(&mut registry);
     let kube_metrics = KubeMetrics::register(&mut registry);
@@ -145,18 +148,28 @@ pub async fn run(
     remote
         .apply(&config.remote_write, &config.global.external_labels)
         .await?;
-    let kube = Arc::new(Kubernetes::start(&config.kubernetes, node.clone(), kube_metrics).await);
+    // Kubernetes metadata is read at start only (the watch keeps running
+    // across reloads). Every producer writes through the enricher.
+    let kube_node = config
+        .kubernetes
+        .node_name
+        .clone()
+        .unwrap_or_else(|| node.clone());
+    let kube =
+        Arc::new(Kubernetes::start(&config.kubernetes, kube_node.clone(), kube_metrics).await);
     let enricher = Enricher::spawn(
         remote.sink(),
         kube.store.clone(),
         LabelPlan::new(
-            &node,
+            &kube_node,
             &config.kubernetes.pod_labels,
             kube.plain_host.is_some(),
         ),
         HoldConfig {
             hold: config.kubernetes.hold,
             max_samples: config.kubernetes.hold_max_samples,
+            // eBPF series of pods are held until the first pod list (bounded),
+            // so a restart has no unlabelled window.
             until_synced: kube
                 .synced
                 .clone()
@@ -165,6 +178,14 @@ pub async fn run(
         enrich_metrics,
     );
     let mut scrapes = ScrapeManager::new(enricher.sink(), &mut registry);
+    // Collectors load their eBPF programs now; one that fails is reported,
+    // never fatal. Their settings take effect at start only.
+    let collectors = Arc::new(Collectors::start(
+        &config.collectors,
+        enricher.sink(),
+        &mut registry,
+    ));
+    let mut discovery = Refresher::new(&mut registry);
     let registry = Arc::new(registry);
     let remote = Arc::new(RwLock::new(Some(remote)));
 
@@ -180,11 +201,23 @@ pub async fn run(
                 None
             }
         };
+    let discovery_node = |cfg: &Config| {
+        cfg.discovery
+            .node_name
+            .clone()
+            .unwrap_or_else(|| node.clone())
+    };
+    let jobs = discovery
+        .scrape_configs(&config, &discovery_node(&config))
+        .await;
     scrapes
-        .apply(&scrape_jobs(&config, &kube), self_scrape(&config).as_ref())
+        .apply(
+            &with_pod_jobs(jobs, &config, &kube),
+            self_scrape(&config).as_ref(),
+        )
         .await?;
     let mut pod_changes = kube.store.changes();
-    discover(&mut scrapes, &kube).await;
+    discover_pods(&mut scrapes, &kube).await;
 
     let ready = Arc::new(AtomicBool::new(false));
     let state = State {
@@ -195,6 +228,8 @@ pub async fn run(
             started: Instant::now(),
             ready: ready.clone(),
             targets: scrapes.status_board(),
+            collectors: collectors.clone(),
+            discovered: discovery.board(),
             remote: remote.clone(),
             kube: kube.clone(),
         }),
@@ -209,26 +244,40 @@ pub async fn run(
     let mut term = signal(SignalKind::terminate()).map_err(AppError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(AppError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(AppError::Signals)?;
+    let mut config = config;
+    let mut refresh = discovery_timer(&config);
     loop {
         tokio::select! {
             _ = term.recv() => { info!("SIGTERM received, shutting down"); break; }
             _ = int.recv() => { info!("SIGINT received, shutting down"); break; }
             _ = hup.recv() => {
-                let ok = reload(config_path.as_deref(), &log, &remote, &mut scrapes, &self_scrape, &kube).await;
-                reload_metrics.record(ok);
-                discover(&mut scrapes, &kube).await;
+                let new = reload(config_path.as_deref(), &log, &remote, &mut scrapes, &self_scrape, &mut discovery, &discovery_node, &kube).await;
+                reload_metrics.record(new.is_some());
+                if let Some(new) = new {
+                    config = new;
+                    refresh = discovery_timer(&config);
+                }
+                discover_pods(&mut scrapes, &kube).await;
+            }
+            _ = refresh.tick(), if config.discovery.enabled => {
+                // Unchanged jobs keep running: the manager diffs by config.
+                let jobs = discovery.scrape_configs(&config, &discovery_node(&config)).await;
+                if let Err(e) = scrapes.apply(&with_pod_jobs(jobs, &config, &kube), self_scrape(&config).as_ref()).await {
+                    error!(error = %e, "discovery refresh: jobs not applied; keeping the previous ones");
+                }
             }
             Ok(()) = pod_changes.changed() => {
                 // Coalesce bursts (a rollout changes many pods at once).
-                tokio::time::sleep(DISCOVERY_DEBOUNCE).await;
+                tokio::time::sleep(POD_DISCOVERY_DEBOUNCE).await;
                 pod_changes.mark_unchanged();
-                discover(&mut scrapes, &kube).await;
+                discover_pods(&mut scrapes, &kube).await;
             }
         }
     }
 
     ready.store(false, Ordering::Release);
     // Stop producers first so their stale markers are queued, then flush.
+    collectors.stop();
     scrapes.shutdown().await;
     enricher.flush();
     if let Some(remote) = remote.write().await.take() {
@@ -242,13 +291,24 @@ pub async fn run(
     Ok(())
 }
 
-/// The user's jobs plus the chart's `kubernetes-pods` job when the pod
-/// watch runs (the `kubernetes:` section itself is not reloaded: the watch
-/// keeps running as started).
-fn scrape_jobs(config: &Config, kube: &Kubernetes) -> Vec<ScrapeConfig> {
-    let mut jobs = config.scrape_configs.clone();
+/// The discovery refresh timer; its first tick (immediate) is consumed
+/// because a pass has just run.
+fn discovery_timer(config: &Config) -> tokio::time::Interval {
+    let period = config.discovery.refresh_interval;
+    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    timer
+}
+
+/// `jobs` plus the chart's `kubernetes-pods` job when the pod watch runs.
+fn with_pod_jobs(
+    mut jobs: Vec<ScrapeConfig>,
+    config: &Config,
+    kube: &Kubernetes,
+) -> Vec<ScrapeConfig> {
     if kube.plain_host.is_none()
         && let Some(job) = &config.kubernetes.annotation_job
+        && !jobs.iter().any(|j| j.job_name == job.job_name)
     {
         jobs.push(job.clone());
     }
@@ -256,7 +316,7 @@ fn scrape_jobs(config: &Config, kube: &Kubernetes) -> Vec<ScrapeConfig> {
 }
 
 /// Hands every `kubernetes_sd_configs` job the current pods of this node.
-async fn discover(scrapes: &mut ScrapeManager, kube: &Kubernetes) {
+async fn discover_pods(scrapes: &mut ScrapeManager, kube: &Kubernetes) {
     let jobs = scrapes.kubernetes_sd_jobs();
     if jobs.is_empty() {
         return;
@@ -268,28 +328,35 @@ async fn discover(scrapes: &mut ScrapeManager, kube: &Kubernetes) {
         by_job
             .entry(job)
             .or_default()
-            .extend(discovery::pod_targets(&pods, &sd.namespaces));
+            .extend(pod_discovery::pod_targets(&pods, &sd.namespaces));
     }
     for (job, targets) in by_job {
         scrapes.set_discovered(&job, targets).await;
     }
 }
 
-/// Re-reads the config; on any error the running pipeline is left as it was.
+/// Re-reads the config (and runs discovery again); on any error the running
+/// pipeline is left as it was. Returns the new config when it was applied.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a reload touches every stage; bundling them would only rename the list"
+)]
 async fn reload(
     path: Option<&std::path::Path>,
     log: &LogHandle,
     remote: &RwLock<Option<RemoteWriter>>,
     scrapes: &mut ScrapeManager,
     self_scrape: &impl Fn(&Config) -> Option<SelfScrape>,
+    discovery: &mut Refresher,
+    discovery_node: &impl Fn(&Config) -> String,
     kube: &Kubernetes,
-) -> bool {
+) -> Option<Config> {
     info!("SIGHUP received, reloading the configuration");
     let config = match config::load(path) {
         Ok(c) => c,
         Err(e) => {
             log_reload_error(&e);
-            return false;
+            return None;
         }
     };
     if let Err(e) = log.set_level(&config.logging.level) {
@@ -301,17 +368,18 @@ async fn reload(
             .await
     {
         error!(error = %e, "reload: remote_write not applied; keeping the previous endpoints");
-        return false;
+        return None;
     }
-    if let Err(e) = scrapes
-        .apply(&scrape_jobs(&config, kube), self_scrape(&config).as_ref())
-        .await
-    {
+    let jobs = discovery
+        .scrape_configs(&config, &discovery_node(&config))
+        .await;
+    let jobs = with_pod_jobs(jobs, &config, kube);
+    if let Err(e) = scrapes.apply(&jobs, self_scrape(&config).as_ref()).await {
         error!(error = %e, "reload: scrape_configs not applied; keeping the previous jobs");
-        return false;
+        return None;
     }
     info!("configuration reloaded");
-    true
+    Some(config)
 }
 
 fn log_reload_error(e: &ConfigError) {

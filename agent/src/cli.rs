@@ -40,6 +40,15 @@ enum Command {
     /// Debugging helpers.
     #[command(subcommand)]
     Debug(Debug),
+    /// Print the control-plane targets discovery finds on this node and how it would scrape them.
+    Discover {
+        /// Config file whose `discovery:` and `scrape_configs:` to use.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Also scrape each target once and print the result.
+        #[arg(long)]
+        scrape: bool,
+    },
     /// Scrape one URL through parse and relabel and print the series that would be sent.
     Scrape {
         /// Target URL, e.g. http://127.0.0.1:9100/metrics.
@@ -126,6 +135,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Debug(Debug::Relabel { config, labels }) => debug_relabel(&config, &labels),
         Command::Scrape { url, config, job } => scrape(&url, config.as_deref(), job.as_deref()),
+        Command::Discover { config, scrape } => crate::discover::run(config.as_deref(), scrape),
     }
 }
 

@@ -3,6 +3,7 @@
 //! Data flows through the modules in this order, one job each:
 //!
 //! ```text
+//! discovery (control plane on this node) ─> scrape jobs
 //! scrape (discover, fetch, parse) ─┐
 //!                                  ├─> relabel ─> remote_write (queue, encode, send)
 //! collectors (eBPF, later) ────────┘
@@ -12,7 +13,9 @@
 //! from those settings; `server` and `telemetry` expose what the stages are doing.
 
 pub mod app;
+pub mod collectors;
 pub mod config;
+pub mod discovery;
 pub mod enrich;
 pub mod http;
 pub mod kube;

@@ -1,6 +1,7 @@
 //! The `crowsnest` binary: the only place that decides to exit.
 
 mod cli;
+mod discover;
 
 use std::process::ExitCode;
 
@@ -11,8 +12,22 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("crowsnest: {e:#}");
+            eprintln!("crowsnest: {}", render_chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, skipping causes whose text the message already
+/// carries (many library errors include their source in their own message).
+fn render_chain(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
 }

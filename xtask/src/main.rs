@@ -8,6 +8,7 @@ mod counts;
 mod deps;
 #[path = "../../tests/harness/deps_table.rs"]
 mod deps_table;
+mod ebpf;
 mod test;
 
 use std::process::ExitCode;
@@ -72,18 +73,25 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.task {
-        Task::Run { release, args } => run_agent(release, &args),
+        Task::Run { release, args } => {
+            ebpf::ensure_toolchain()?;
+            run_agent(release, &args)
+        }
         Task::Test {
             no_deps,
             no_lint,
             no_nextest,
             args,
-        } => test::run(&test::Options {
-            deps: !no_deps,
-            lint: !no_lint,
-            nextest: !no_nextest,
-            runner_args: args,
-        }),
+        } => {
+            ebpf::ensure_toolchain()?;
+            test::run(&test::Options {
+                deps: !no_deps,
+                lint: !no_lint,
+                nextest: !no_nextest,
+                runner_args: args,
+            })
+        }
+        Task::Bench { bench, args } if bench == "ebpf" => ebpf::bench(false, &args),
         Task::Bench { bench, args } => {
             let mut cargo = cmd::cargo();
             cargo.args(["bench", "-p", "crowsnest", "--bench", &bench]);

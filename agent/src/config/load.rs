@@ -20,6 +20,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::discovery::RawDiscovery;
 use super::error::{ConfigError, display_path, from_yaml, with_hint};
 use super::global::RawGlobal;
 use super::http_client::resolve_paths;
@@ -37,7 +38,14 @@ const ENV_SEPARATOR: &str = "__";
 /// Sections that hold lists; the environment cannot address their entries.
 const LIST_SECTIONS: &[&str] = &["scrape_configs", "remote_write"];
 /// Sections the environment can override field by field.
-const ENV_SECTIONS: &[&str] = &["global", "server", "storage", "logging", "kubernetes"];
+const ENV_SECTIONS: &[&str] = &[
+    "global",
+    "server",
+    "storage",
+    "logging",
+    "discovery",
+    "kubernetes",
+];
 /// Variable-name prefix (after [`ENV_PREFIX`]) of external label overrides.
 const EXTERNAL_LABELS_PREFIX: &str = "GLOBAL__EXTERNAL_LABELS__";
 
@@ -45,7 +53,7 @@ const EXTERNAL_LABELS_PREFIX: &str = "GLOBAL__EXTERNAL_LABELS__";
 #[derive(Debug, Default, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a config map with global, scrape_configs, remote_write, server, storage, logging, kubernetes"
+    expecting = "a config map with global, scrape_configs, remote_write, server, storage, logging, collectors, discovery, kubernetes"
 )]
 struct RawConfig {
     /// Scrape defaults and external labels.
@@ -60,6 +68,10 @@ struct RawConfig {
     storage: Option<RawStorage>,
     /// Logs.
     logging: Option<RawLogging>,
+    /// eBPF collectors.
+    collectors: Option<super::collectors::RawCollectorsConfig>,
+    /// Control-plane discovery.
+    discovery: Option<RawDiscovery>,
     /// Kubernetes metadata.
     kubernetes: Option<RawKubernetes>,
 }
@@ -68,13 +80,14 @@ struct RawConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "overrides of global, server, storage, logging or kubernetes"
+    expecting = "overrides of global, server, storage, logging, discovery or kubernetes"
 )]
 struct RawEnv {
     global: Option<RawGlobal>,
     server: Option<RawServer>,
     storage: Option<RawStorage>,
     logging: Option<RawLogging>,
+    discovery: Option<RawDiscovery>,
     kubernetes: Option<RawKubernetes>,
 }
 
@@ -96,6 +109,7 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         for r in &mut config.remote_write {
             resolve_paths(&mut r.http, dir);
         }
+        config.discovery.resolve_paths(dir);
         if let Some(k) = config.kubernetes.kubeconfig.as_mut()
             && k.is_relative()
         {
@@ -128,6 +142,18 @@ pub fn load_from_str(yaml: &str, env: &[(String, String)]) -> Result<Config, Con
         server: raw.server.unwrap_or_default().build()?,
         storage: raw.storage.unwrap_or_default().build()?,
         logging: raw.logging.unwrap_or_default().build()?,
+        collectors: raw
+            .collectors
+            .unwrap_or_default()
+            .validate(super::duration::parse_duration)
+            .map_err(|e| {
+                ConfigError::invalid(
+                    format!("collectors.{}", e.field),
+                    e.message,
+                    "see the collectors section of agent/config/example.yaml",
+                )
+            })?,
+        discovery: raw.discovery.unwrap_or_default().build()?,
         kubernetes,
     })
 }
@@ -237,6 +263,9 @@ fn apply_env(raw: &mut RawConfig, env: &[(String, String)]) -> Result<(), Config
     }
     if let Some(l) = overrides.logging {
         raw.logging.get_or_insert_default().overlay(l);
+    }
+    if let Some(d) = overrides.discovery {
+        raw.discovery.get_or_insert_default().overlay(d);
     }
     if let Some(k) = overrides.kubernetes {
         raw.kubernetes.get_or_insert_default().overlay(k);

@@ -5,7 +5,7 @@
 //! One file per section turns its raw serde structs (unknown keys refused)
 //! into the typed values: `global.rs`, `scrape.rs`, `remote_write.rs`,
 //! `http_client.rs` (TLS and auth shared by both), `server.rs` (server,
-//! storage, logging). `load.rs` reads the file, layers the environment and
+//! storage, logging), `discovery.rs` (control-plane discovery). `load.rs` reads the file, layers the environment and
 //! assembles the result; `duration.rs`, `bytesize.rs`, `flag.rs` (YAML 1.1
 //! booleans) and `unique_map.rs` (no duplicate keys) read values the way
 //! Prometheus does. `agent/config/example.yaml` documents every setting.
@@ -18,6 +18,8 @@
 //! Lists (`scrape_configs`, `remote_write`) are set in the file only.
 
 mod bytesize;
+pub mod collectors;
+mod discovery;
 mod duration;
 mod error;
 mod flag;
@@ -35,6 +37,7 @@ mod unique_map;
 mod tests;
 
 pub use bytesize::parse_bytes;
+pub use discovery::{DEFAULT_CA_FILE, DEFAULT_MANIFESTS_PATH, DEFAULT_TOKEN_FILE};
 pub use duration::{format_duration, parse_duration};
 pub use error::ConfigError;
 pub use kubernetes::{ANNOTATION_JOB, ANNOTATION_JOB_YAML};

@@ -29,6 +29,10 @@ pub struct Config {
     pub logging: LoggingConfig,
     /// Kubernetes metadata: pod watch, owners, enrichment.
     pub kubernetes: KubernetesConfig,
+    /// eBPF collectors.
+    pub collectors: super::collectors::CollectorsConfig,
+    /// Zero-config discovery of the control plane on this node.
+    pub discovery: DiscoveryConfig,
 }
 
 /// `global:` section.
@@ -315,4 +319,85 @@ pub struct KubernetesConfig {
 pub struct KubernetesSdConfig {
     /// Namespaces to keep (empty: all).
     pub namespaces: Vec<String>,
+}
+
+/// `discovery:` section: which control-plane components to look for on this
+/// node and how (see `crate::discovery`).
+#[derive(Debug, Clone)]
+pub struct DiscoveryConfig {
+    /// Master switch.
+    pub enabled: bool,
+    /// How often discovery runs again (unchanged jobs keep running).
+    pub refresh_interval: Duration,
+    /// Folder of static pod manifests.
+    pub manifests_path: PathBuf,
+    /// The `node` label; `None`: `NODE_NAME`, else the host name.
+    pub node_name: Option<String>,
+    /// Address the well-known ports are probed on.
+    pub probe_address: std::net::IpAddr,
+    /// Timeout of one probe.
+    pub probe_timeout: Duration,
+    /// Bearer token file for the components that take one.
+    pub token_file: PathBuf,
+    /// CA bundle for kube-apiserver (the cluster CA).
+    pub ca_file: PathBuf,
+    /// One entry per component, in `crate::discovery::SPECS` order.
+    pub components: Vec<ComponentConfig>,
+}
+
+impl DiscoveryConfig {
+    /// The settings of `component` (every component has an entry).
+    pub fn component(&self, component: crate::discovery::Component) -> ComponentConfig {
+        self.components
+            .iter()
+            .find(|c| c.component == component)
+            .cloned()
+            .unwrap_or_else(|| ComponentConfig::defaults(component))
+    }
+}
+
+/// Which metric families of a discovered component are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricSet {
+    /// The families worth watching (`crate::discovery::curated_regex`).
+    Curated,
+    /// Everything the component exposes.
+    All,
+}
+
+/// `discovery.components.<job>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentConfig {
+    /// The component.
+    pub component: crate::discovery::Component,
+    /// Whether to discover it at all.
+    pub enabled: bool,
+    /// Curated or all metrics.
+    pub metrics: MetricSet,
+    /// Well-known ports to probe when no manifest names it (empty: never probe).
+    pub ports: Vec<u16>,
+    /// CA override.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate override (with `key_file`).
+    pub cert_file: Option<PathBuf>,
+    /// Client key override (with `cert_file`).
+    pub key_file: Option<PathBuf>,
+    /// `insecure_skip_verify` override; `None`: the component's default.
+    pub insecure_skip_verify: Option<bool>,
+}
+
+impl ComponentConfig {
+    /// The built-in settings of `component`.
+    pub fn defaults(component: crate::discovery::Component) -> Self {
+        Self {
+            component,
+            enabled: true,
+            metrics: MetricSet::Curated,
+            ports: component.spec().ports.iter().map(|p| p.port).collect(),
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            insecure_skip_verify: None,
+        }
+    }
 }

@@ -46,7 +46,7 @@ mod tls;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "a failing test should panic loudly")]
-mod tests;
+pub(crate) mod tests;
 
 pub use client::{HttpClient, Response};
 pub use error::{HttpError, TransportKind};

@@ -40,10 +40,12 @@ pub enum FetchError {
     #[error(transparent)]
     Http(#[from] HttpError),
     /// The target answered with a status other than 200.
-    #[error("server returned HTTP status {status}{hint}")]
+    #[error("server returned HTTP status {status} for {path}{hint}")]
     Status {
         /// The status.
         status: http::StatusCode,
+        /// The URL path requested (never the query, which may carry secrets).
+        path: String,
         /// How to fix it, when we know.
         hint: &'static str,
     },
@@ -70,11 +72,18 @@ impl FetchError {
 
 fn status_hint(status: http::StatusCode) -> &'static str {
     match status.as_u16() {
+        // Kubernetes components answer 401 both to no token and to a token
+        // they cannot verify (TokenReview failed or not configured).
         401 => {
-            ": the target wants credentials; set authorization or bearer_token_file for this job"
+            ": the target did not accept our credentials; set authorization or bearer_token_file \
+             for this job (Kubernetes components: check the service-account token is mounted and \
+             the component runs with --authentication-kubeconfig)"
         }
+        // Kubernetes components answer 403 to a valid token lacking RBAC.
         403 => {
-            ": the credentials were refused; grant the agent's identity `get` on this metrics path"
+            ": the credentials were refused; grant the agent's identity `get` on this path \
+             (Kubernetes components: add nonResourceURLs [\"/metrics\", \"/metrics/*\"] with verb get \
+             to the crowsnest ClusterRole)"
         }
         404 => ": check metrics_path",
         _ => "",
@@ -108,6 +117,7 @@ impl Source {
                 if resp.status != http::StatusCode::OK {
                     return Err(FetchError::Status {
                         status: resp.status,
+                        path: url.path().to_owned(),
                         hint: status_hint(resp.status),
                     });
                 }

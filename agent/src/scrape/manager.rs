@@ -386,6 +386,58 @@ pub fn self_target(
 }
 
 #[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::model::Sample;
+    use crate::scrape::target::tests::job;
+
+    struct Discard;
+    impl SampleSink for Discard {
+        fn append(&self, _: &[Sample]) {}
+    }
+
+    fn named(name: &str) -> ScrapeConfig {
+        // Port 1 refuses connections: the loops run without a real target.
+        let mut cfg = job(&["127.0.0.1:1"]);
+        cfg.job_name = name.to_owned();
+        cfg
+    }
+
+    fn task_id(m: &ScrapeManager, job: &str) -> tokio::task::Id {
+        m.jobs[job].targets[0].task.id()
+    }
+
+    #[tokio::test]
+    async fn reload_keeps_unchanged_jobs_restarts_changed_and_stops_removed() {
+        let mut registry = Registry::default();
+        let mut m = ScrapeManager::new(Arc::new(Discard), &mut registry);
+        m.apply(&[named("a"), named("b"), named("c")], None)
+            .await
+            .expect("apply");
+        let (a, c) = (task_id(&m, "a"), task_id(&m, "c"));
+
+        let mut changed = named("c");
+        changed.scrape_interval = Duration::from_secs(30);
+        m.apply(&[named("a"), changed], None).await.expect("reload");
+
+        assert!(!m.jobs.contains_key("b"), "removed job stopped");
+        assert_eq!(task_id(&m, "a"), a, "unchanged job keeps its loop");
+        assert!(!m.jobs["a"].targets[0].task.is_finished());
+        assert_ne!(task_id(&m, "c"), c, "changed job restarted");
+        let jobs: Vec<String> = m
+            .status_board()
+            .snapshot()
+            .into_iter()
+            .map(|s| s.job)
+            .collect();
+        assert_eq!(jobs, ["a", "c"]);
+        m.shutdown().await;
+    }
+}
+
+#[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "a failing test should panic loudly")]
 mod discovery_tests {
     use super::*;

@@ -5,6 +5,8 @@ use std::pin::Pin;
 
 use serde::Serialize;
 
+use crate::collectors::CollectorStatus;
+use crate::discovery::DiscoveredStatus;
 use crate::kube::KubeStatus;
 use crate::remote_write::EndpointStatus;
 use crate::scrape::TargetStatus;
@@ -21,10 +23,15 @@ pub struct AgentStatus {
     pub uptime_seconds: f64,
     /// True once the pipeline runs.
     pub ready: bool,
+    /// Every eBPF collector: loaded or failed (with the reason), and each
+    /// program's cost from the kernel.
+    pub collectors: Vec<CollectorStatus>,
     /// Every scrape target.
     pub targets: Vec<TargetStatus>,
     /// Every remote-write endpoint.
     pub remote_write: Vec<EndpointStatus>,
+    /// Control-plane targets discovery found on this node (no secrets).
+    pub discovered: Vec<DiscoveredStatus>,
     /// Kubernetes metadata (pod watch or plain-host mode).
     pub kubernetes: Option<KubeStatus>,
 }
@@ -37,8 +44,10 @@ impl AgentStatus {
             node: node.to_owned(),
             uptime_seconds,
             ready: false,
+            collectors: Vec::new(),
             targets: Vec::new(),
             remote_write: Vec::new(),
+            discovered: Vec::new(),
             kubernetes: None,
         }
     }

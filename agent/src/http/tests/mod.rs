@@ -2,8 +2,8 @@
 //! (random ports), with a test PKI generated at run time by rcgen.
 
 mod exchange;
-mod pki;
-mod server;
+pub(crate) mod pki;
+pub(crate) mod server;
 mod tls;
 
 use std::path::{Path, PathBuf};
@@ -15,10 +15,10 @@ use http::Request;
 use http_body_util::Full;
 
 /// A directory removed on drop.
-pub(super) struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         static N: AtomicUsize = AtomicUsize::new(0);
         let path = std::env::temp_dir().join(format!(
             "crowsnest-http-{}-{}-{}",
@@ -32,7 +32,7 @@ impl TempDir {
 
     /// Writes `contents` to `name` atomically (temp file + rename), the way
     /// Kubernetes and cert-manager rotate files.
-    pub(super) fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+    pub(crate) fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
         let path = self.0.join(name);
         let tmp = self.0.join(format!(".{name}.tmp"));
         std::fs::write(&tmp, contents).unwrap();
@@ -40,7 +40,7 @@ impl TempDir {
         path
     }
 
-    pub(super) fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }

@@ -23,6 +23,7 @@ pub fn parse_label_set(text: &str) -> Result<Vec<(String, String)>, ParseError> 
         Mode {
             strict: false,
             exemplar: false,
+            name_label: true,
         },
         &mut labels,
         &mut name,
@@ -55,6 +56,12 @@ mod tests {
             [("a".into(), "b".into()), ("c".into(), "x\"y\n".into())]
         );
         assert_eq!(parse_label_set("{}").expect("empty"), []);
+        let named = parse_label_set(r#"{__name__="up"}"#).expect("__name__ as a label");
+        assert_eq!(named, [("__name__".into(), "up".into())]);
+        assert!(
+            parse_label_set(r#"{a="1",a="2"}"#).is_err(),
+            "duplicates are refused"
+        );
     }
 
     #[test]

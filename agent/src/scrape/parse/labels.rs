@@ -60,6 +60,9 @@ pub(super) struct Mode {
     pub strict: bool,
     /// Exemplar label sets cannot carry a metric name.
     pub exemplar: bool,
+    /// A standalone label set (no metric name outside the braces) may give
+    /// the name as a `__name__` label.
+    pub name_label: bool,
 }
 
 /// Reads the label set whose `{` is just before `pos` into `out` (cleared
@@ -114,7 +117,9 @@ pub(super) fn parse_label_set<'a>(
             }
             let (value, end) = quoted(src, pos, "label value")?;
             // `__name__` would clash with the metric name the series already has (or lacks).
-            if label_name == "__name__" || out.iter().any(|l| l.name == label_name) {
+            if (label_name == "__name__" && !mode.name_label)
+                || out.iter().any(|l| l.name == label_name)
+            {
                 return Err((
                     name_pos,
                     Reason::DuplicateLabel {

@@ -328,6 +328,7 @@ impl<'a> Parser<'a> {
             let mode = Mode {
                 strict,
                 exemplar: false,
+                name_label: false,
             };
             pos = parse_label_set(self.src, brace + 1, mode, &mut self.labels, &mut name)?;
         } else {

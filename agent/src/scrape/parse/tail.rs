@@ -113,6 +113,7 @@ pub(super) fn om_tail<'a>(
     let mode = Mode {
         strict: true,
         exemplar: true,
+        name_label: false,
     };
     pos = parse_label_set(src, pos + 3, mode, exemplar_labels, &mut None)?;
     if body.get(pos) != Some(&b' ') {
