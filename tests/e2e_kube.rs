@@ -237,3 +237,158 @@ async fn ten_thousand_pods_on_a_hundred_nodes_only_this_nodes_are_requested() ->
     );
     Ok(())
 }
+
+/// The cgroup2 mount of this host (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified` on hybrid
+/// hosts), from `/proc/self/mountinfo`.
+fn cgroup2_mount() -> Option<std::path::PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        (right.split_whitespace().next()? == "cgroup2")
+            .then(|| left.split_whitespace().nth(4).map(std::path::PathBuf::from))?
+    })
+}
+
+/// Root, cgroup2 and kernel BTF: what loading the eBPF collectors and creating cgroups need.
+/// Skips locally, fails when `CI=true`.
+fn privileged(test: &str) -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let root = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"));
+    let ok = root
+        && cgroup2_mount().is_some()
+        && std::path::Path::new("/sys/kernel/btf/vmlinux").exists();
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test}: needs root, cgroup2 and BTF"
+        );
+        eprintln!("skip {test}: needs root, cgroup2 and kernel BTF");
+    }
+    ok
+}
+
+/// Kubelet-shaped cgroup directories with a busy process in the leaf; the process is killed and
+/// the directories this test created are removed on drop.
+struct KubeletCgroup {
+    created: Vec<std::path::PathBuf>,
+    child: Option<std::process::Child>,
+}
+
+impl KubeletCgroup {
+    fn new(root: &std::path::Path, rel: &str) -> Result<Self> {
+        let mut created = Vec::new();
+        let mut dir = root.to_path_buf();
+        for part in rel.split('/').filter(|p| !p.is_empty()) {
+            dir.push(part);
+            if !dir.exists() {
+                std::fs::create_dir(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
+                created.push(dir.clone());
+            }
+        }
+        let child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("while :; do :; done")
+            .spawn()?;
+        std::fs::write(dir.join("cgroup.procs"), child.id().to_string())
+            .context("move the workload")?;
+        Ok(Self {
+            created,
+            child: Some(child),
+        })
+    }
+
+    fn remove(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for dir in self.created.drain(..).rev() {
+            // The kernel needs a moment to release a killed task's cgroup.
+            for _ in 0..50 {
+                if std::fs::remove_dir(&dir).is_ok() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+impl Drop for KubeletCgroup {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+#[tokio::test]
+async fn ebpf_series_of_a_kubelet_cgroup_carry_pod_labels_and_go_stale() -> Result<()> {
+    let test = "ebpf_series_of_a_kubelet_cgroup_carry_pod_labels_and_go_stale";
+    if !privileged(test) || require_binary(PROMETHEUS_BIN).is_skip() {
+        return Ok(());
+    }
+    let root = cgroup2_mount().context("cgroup2 mount")?;
+    let uid = format!("7f3c2a10-0000-4000-8000-{:012x}", std::process::id());
+    let id = format!("{:064x}", u64::from(std::process::id()) << 20 | 0xe2e);
+    // containerd + systemd driver, Burstable QoS: the shape kubelet creates.
+    let rel = format!(
+        "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{id}.scope",
+        uid.replace('-', "_")
+    );
+    let mut cgroup = KubeletCgroup::new(&root, &rel)?;
+
+    let api = KubeApi::start(TOKEN).await;
+    api.put_owner(replica_set("shop", "web-7c9d", "web"));
+    api.seed_pods([PodFixture::new("shop", "web-7c9d-ebpf1", &uid, NODE)
+        .owner("ReplicaSet", "web-7c9d")
+        .container("app", &format!("containerd://{id}"))
+        .ip("10.9.0.7")]);
+    let receiver = Prometheus::start().await?;
+    let config = agent_config(&api, &receiver.remote_write_url(), "  mode: enabled\n")
+        + "collectors:\n  enabled: [cpu]\n  interval: 1s\n";
+    let mut agent = Agent::start(&config).await?;
+
+    let query = format!("crowsnest_container_cpu_seconds_total{{cgroup=\"{rel}\"}}");
+    let got = receiver
+        .api()
+        .wait_for(&query, |r| !r.is_empty(), WAIT)
+        .await
+        .with_context(|| agent.log_tail(40))?;
+    for (labels, _) in &got {
+        for (name, want) in [
+            ("namespace", "shop"),
+            ("pod", "web-7c9d-ebpf1"),
+            ("container", "app"),
+            ("node", NODE),
+            ("workload_kind", "Deployment"),
+            ("workload", "web"),
+        ] {
+            ensure!(
+                labels.get(name).map(String::as_str) == Some(want),
+                "{name}: {labels:?}"
+            );
+        }
+    }
+    // Never an unlabelled twin of the same cgroup.
+    let all = receiver
+        .api()
+        .series(&format!("{{cgroup=\"{rel}\"}}"))
+        .await?;
+    ensure!(
+        all.iter().all(|l| l.get("pod").is_some()),
+        "unlabelled series: {all:?}"
+    );
+
+    // The pod is deleted and its cgroup removed: the series go stale.
+    api.delete_pod("shop", "web-7c9d-ebpf1");
+    cgroup.remove();
+    receiver
+        .api()
+        .wait_for(&query, Vec::is_empty, WAIT)
+        .await
+        .with_context(|| agent.log_tail(40))?;
+    agent.stop()?;
+    Ok(())
+}
