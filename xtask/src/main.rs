@@ -1,13 +1,17 @@
-//! Developer tasks, run as `cargo xtask <task>`: `run`, `test`, `bench`.
+//! Developer tasks, run as `cargo xtask <task>`: `run`, `test`, `bench`, `manifests`,
+//! `deploy`.
 //!
 //! xtask is plain Rust so that the same steps run on a laptop and in CI (`.ci/run`)
 //! without a second scripting language to keep in sync.
 
 mod cmd;
 mod counts;
+mod dashboards;
+mod deploy;
 mod deps;
 #[path = "../../tests/harness/deps_table.rs"]
 mod deps_table;
+mod pytools;
 mod test;
 
 use std::process::ExitCode;
@@ -49,6 +53,10 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Render the Helm chart into the plain manifests of deploy/manifests.
+    Manifests,
+    /// Only the deploy phase of `test`: chart, manifests, alert rules, dashboards.
+    Deploy,
     /// Run a benchmark of the agent (criterion).
     Bench {
         /// Which bench target of the `crowsnest` package.
@@ -84,6 +92,8 @@ fn run(cli: Cli) -> Result<()> {
             nextest: !no_nextest,
             runner_args: args,
         }),
+        Task::Manifests => deploy::write_manifests(),
+        Task::Deploy => deploy::check(),
         Task::Bench { bench, args } => {
             let mut cargo = cmd::cargo();
             cargo.args(["bench", "-p", "crowsnest", "--bench", &bench]);

@@ -58,7 +58,10 @@ mod tests {
         assert_eq!(parse_label_set("{}").expect("empty"), []);
         let named = parse_label_set(r#"{__name__="up"}"#).expect("__name__ as a label");
         assert_eq!(named, [("__name__".into(), "up".into())]);
-        assert!(parse_label_set(r#"{a="1",a="2"}"#).is_err(), "duplicates are refused");
+        assert!(
+            parse_label_set(r#"{a="1",a="2"}"#).is_err(),
+            "duplicates are refused"
+        );
     }
 
     #[test]
