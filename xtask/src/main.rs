@@ -1,5 +1,5 @@
 //! Developer tasks, run as `cargo xtask <task>`: `run`, `test`, `bench`, `manifests`,
-//! `deploy`.
+//! `deploy`, `dashboards`.
 //!
 //! xtask is plain Rust so that the same steps run on a laptop and in CI (`.ci/run`)
 //! without a second scripting language to keep in sync.
@@ -57,6 +57,8 @@ enum Task {
     Manifests,
     /// Only the deploy phase of `test`: chart, manifests, alert rules, dashboards.
     Deploy,
+    /// Generate the Grafana dashboards of deploy/dashboards.
+    Dashboards,
     /// Run a benchmark of the agent (criterion).
     Bench {
         /// Which bench target of the `crowsnest` package.
@@ -94,6 +96,7 @@ fn run(cli: Cli) -> Result<()> {
         }),
         Task::Manifests => deploy::write_manifests(),
         Task::Deploy => deploy::check(),
+        Task::Dashboards => dashboards::write(),
         Task::Bench { bench, args } => {
             let mut cargo = cmd::cargo();
             cargo.args(["bench", "-p", "crowsnest", "--bench", &bench]);

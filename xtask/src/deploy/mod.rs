@@ -9,7 +9,8 @@
 //! - `helm template` fails on every value set of [`chart::INVALID`] (values.schema.json);
 //! - the committed manifests equal a fresh render;
 //! - `promtool check rules` and `promtool test rules`, and every alert has a firing and a
-//!   quiet test case and a runbook section.
+//!   quiet test case and a runbook section;
+//! - the dashboards of `deploy/dashboards` are current, well-formed and valid PromQL.
 
 mod chart;
 mod promises;
@@ -68,6 +69,7 @@ pub fn check() -> Result<()> {
     }
     eprintln!("xtask: deploy/manifests/crowsnest.yaml matches the chart");
     rules::check()?;
+    crate::dashboards::check(&work)?;
     Ok(())
 }
 
