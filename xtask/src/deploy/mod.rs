@@ -94,7 +94,10 @@ fn render_manifests(helm: &Path) -> Result<String> {
          apiVersion: v1\n\
          kind: Namespace\n\
          metadata:\n  \
-           name: {NAMESPACE}\n\
+           name: {NAMESPACE}\n  \
+           labels:\n    \
+             # hostNetwork, hostPID, hostPath and added capabilities are beyond the baseline level.\n    \
+             pod-security.kubernetes.io/enforce: privileged\n\
          {rendered}"
     ))
 }

@@ -137,6 +137,22 @@ fn check_daemonset(set: &str, ds: &Value) -> Result<()> {
         "probes are not /healthz and /readyz"
     );
     check_mounts(set, pod, agent)?;
+    let config = seq(agent, &["volumeMounts"])
+        .iter()
+        .find(|m| str_at(m, &["name"]) == "config")
+        .context("the config is not mounted")?;
+    // subPath mounts never see ConfigMap updates.
+    ensure!(
+        config.get("subPath").is_none(),
+        "the config is mounted with subPath"
+    );
+    let want = format!("--config={}/config.yaml", str_at(config, &["mountPath"]));
+    ensure!(
+        seq(agent, &["args"])
+            .iter()
+            .any(|a| a.as_str() == Some(want.as_str())),
+        "the agent's args do not name the mounted config ({want})"
+    );
     let tolerations = seq(pod, &["tolerations"]);
     let control_plane = tolerations
         .iter()
