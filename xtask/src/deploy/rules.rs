@@ -35,19 +35,19 @@ fn load(path: &std::path::Path) -> Result<Value> {
     serde_yaml::from_str(&text).with_context(|| format!("parse {}", path.display()))
 }
 
-/// Names of the rule groups of every rules file.
-pub fn group_names() -> Result<Vec<String>> {
-    let mut names = Vec::new();
+/// The rule groups of every rules file, in file order.
+pub fn groups() -> Result<Vec<Value>> {
+    let mut groups = Vec::new();
     for file in yaml_files(&rules_dir())? {
-        for group in at(&load(&file)?, &["groups"])
-            .and_then(Value::as_sequence)
-            .into_iter()
-            .flatten()
-        {
-            names.push(str_at(group, &["name"]).to_owned());
-        }
+        groups.extend(
+            at(&load(&file)?, &["groups"])
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+                .cloned(),
+        );
     }
-    Ok(names)
+    Ok(groups)
 }
 
 /// Alert name -> runbook anchor, of every rules file.
