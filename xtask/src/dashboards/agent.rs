@@ -247,6 +247,50 @@ pub fn dashboard() -> Dashboard {
                 ],
             },
             Row {
+                title: "Kubernetes metadata",
+                panels: vec![
+                    panel(
+                        Kind::TimeSeries,
+                        "Pods cached",
+                        "short",
+                        8,
+                        "Objects in each agent's cache (this node's pods and their owners).",
+                        vec![q(
+                            "sum by (instance, kind) (crowsnest_kube_objects{{A}})",
+                            "{{instance}} {{kind}}",
+                        )],
+                    ),
+                    panel(
+                        Kind::TimeSeries,
+                        "Watch restarts and owner lookup errors",
+                        "ops",
+                        8,
+                        "Pod watch relists and failed owner GETs per second.",
+                        vec![
+                            q(
+                                "sum by (instance) (rate(crowsnest_kube_watch_restarts_total{{A}}[$__rate_interval]))",
+                                "restarts {{instance}}",
+                            ),
+                            q(
+                                "sum by (instance) (rate(crowsnest_kube_owner_lookup_errors_total{{A}}[$__rate_interval]))",
+                                "lookup errors {{instance}}",
+                            ),
+                        ],
+                    ),
+                    panel(
+                        Kind::TimeSeries,
+                        "Samples sent without Kubernetes labels",
+                        "ops",
+                        8,
+                        "Samples whose container was still unknown when the hold expired.",
+                        vec![q(
+                            "sum by (instance) (rate(crowsnest_enrich_hold_expired_total{{A}}[$__rate_interval]))",
+                            "{{instance}}",
+                        )],
+                    ),
+                ],
+            },
+            Row {
                 title: "Agent resources",
                 panels: vec![
                     panel(
