@@ -64,7 +64,7 @@ fn run_phases(
             ]))
         })?;
     }
-    phase("deploy: chart, rules, dashboards", timings, deploy::check)?;
+    phase("chart, rules, dashboards", timings, deploy::check)?;
     // Built here so integration tests find a fresh binary instead of each running cargo.
     phase("build agent binary", timings, || {
         cmd::run(cmd::cargo().args(["build", "-p", "crowsnest", "--bin", "crowsnest"]))
