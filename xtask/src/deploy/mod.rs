@@ -35,7 +35,7 @@ const RELEASE: &str = "crowsnest";
 const NAMESPACE: &str = "crowsnest";
 
 /// The committed plain manifests.
-fn manifests_path() -> PathBuf {
+pub(crate) fn manifests_path() -> PathBuf {
     cmd::workspace_root()
         .join("deploy")
         .join("manifests")

@@ -294,3 +294,80 @@ fn check_monitoring(docs: &[Value]) -> Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deploy::chart::parse_docs;
+
+    /// The chart's objects with default values: the committed plain manifests, without the
+    /// Namespace they add.
+    fn default_objects() -> Vec<Value> {
+        let text = std::fs::read_to_string(crate::deploy::manifests_path()).expect("manifests");
+        parse_docs(&text)
+            .expect("YAML")
+            .into_iter()
+            .filter(|d| str_at(d, &["kind"]) != "Namespace")
+            .collect()
+    }
+
+    fn container(docs: &mut [Value]) -> &mut Value {
+        let ds = docs
+            .iter_mut()
+            .find(|d| str_at(d, &["kind"]) == "DaemonSet")
+            .expect("DaemonSet");
+        &mut ds["spec"]["template"]["spec"]["containers"][0]
+    }
+
+    fn error(docs: &[Value]) -> String {
+        format!(
+            "{:#}",
+            check_objects("default", docs).expect_err("must fail")
+        )
+    }
+
+    #[test]
+    fn default_manifests_keep_the_promises() {
+        check_objects("default", &default_objects()).expect("promises hold");
+    }
+
+    #[test]
+    fn privileged_container_is_caught() {
+        let mut docs = default_objects();
+        container(&mut docs)["securityContext"]["privileged"] = Value::Bool(true);
+        assert!(error(&docs).contains("privileged"));
+    }
+
+    #[test]
+    fn writable_host_mount_is_caught() {
+        let mut docs = default_objects();
+        let mounts = &mut container(&mut docs)["volumeMounts"];
+        let cgroup = mounts
+            .as_sequence_mut()
+            .expect("mounts")
+            .iter_mut()
+            .find(|m| str_at(m, &["name"]) == "cgroup")
+            .expect("cgroup mount");
+        cgroup["readOnly"] = Value::Bool(false);
+        assert!(error(&docs).contains("cgroup is mounted writable"));
+    }
+
+    #[test]
+    fn missing_node_name_is_caught() {
+        let mut docs = default_objects();
+        container(&mut docs)["env"] = Value::Sequence(Vec::new());
+        assert!(error(&docs).contains("NODE_NAME"));
+    }
+
+    #[test]
+    fn write_verbs_in_the_cluster_role_are_caught() {
+        let mut docs = default_objects();
+        let role = docs
+            .iter_mut()
+            .find(|d| str_at(d, &["kind"]) == "ClusterRole")
+            .expect("ClusterRole");
+        role["rules"][0]["verbs"] =
+            serde_yaml::from_str("[get, list, watch, delete]").expect("yaml");
+        assert!(error(&docs).contains("grants delete"));
+    }
+}
