@@ -30,6 +30,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
+    /// Install the eBPF toolchain (nightly rust-src and bpf-linker) if missing.
+    SetupEbpf,
     /// Build the agent and run `crowsnest run` with the built-in defaults.
     Run {
         /// Build and run the release profile (slow to build on small machines).
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.task {
+        Task::SetupEbpf => ebpf::ensure_toolchain(),
         Task::Run { release, args } => {
             ebpf::ensure_toolchain()?;
             run_agent(release, &args)
