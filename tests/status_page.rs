@@ -90,8 +90,8 @@ discovery: {{enabled: false}}
     );
     for collector in ["cpu", "process", "tcp"] {
         ensure!(
-            dom.contains(&format!("<td rowspan=")) && dom.contains(collector),
-            "collector {collector} missing"
+            dom.contains(&format!("<td rowspan=\"4\">{collector}</td>")),
+            "collector {collector} missing:\n{dom}"
         );
     }
     ensure!(dom.contains("id=\"collectors\""), "collectors table");
