@@ -1,14 +1,18 @@
-//! Developer tasks, run as `cargo xtask <task>`: `run`, `test`, `bench`.
+//! Developer tasks, run as `cargo xtask <task>`: `run`, `test`, `bench`, `manifests`,
+//! `deploy`, `dashboards`.
 //!
 //! xtask is plain Rust so that the same steps run on a laptop and in CI (`.ci/run`)
 //! without a second scripting language to keep in sync.
 
 mod cmd;
 mod counts;
+mod dashboards;
+mod deploy;
 mod deps;
 #[path = "../../tests/harness/deps_table.rs"]
 mod deps_table;
 mod ebpf;
+mod pytools;
 mod test;
 
 use std::process::ExitCode;
@@ -26,6 +30,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
+    /// Install the eBPF toolchain (nightly rust-src and bpf-linker) if missing.
+    SetupEbpf,
     /// Build the agent and run `crowsnest run` with the built-in defaults.
     Run {
         /// Build and run the release profile (slow to build on small machines).
@@ -50,6 +56,12 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Render the Helm chart into the plain manifests of deploy/manifests.
+    Manifests,
+    /// Only the deploy phase of `test`: chart, manifests, alert rules, dashboards.
+    Deploy,
+    /// Generate the Grafana dashboards of deploy/dashboards.
+    Dashboards,
     /// Run a benchmark of the agent (criterion).
     Bench {
         /// Which bench target of the `crowsnest` package.
@@ -73,6 +85,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.task {
+        Task::SetupEbpf => ebpf::ensure_toolchain(),
         Task::Run { release, args } => {
             ebpf::ensure_toolchain()?;
             run_agent(release, &args)
@@ -92,6 +105,9 @@ fn run(cli: Cli) -> Result<()> {
             })
         }
         Task::Bench { bench, args } if bench == "ebpf" => ebpf::bench(false, &args),
+        Task::Manifests => deploy::write_manifests(),
+        Task::Deploy => deploy::check(),
+        Task::Dashboards => dashboards::write(),
         Task::Bench { bench, args } => {
             let mut cargo = cmd::cargo();
             cargo.args(["bench", "-p", "crowsnest", "--bench", &bench]);

@@ -7,6 +7,7 @@ use anyhow::Result;
 
 use crate::cmd::{self, phase};
 use crate::counts::TestCounts;
+use crate::deploy;
 use crate::deps;
 
 /// Which phases to run.
@@ -63,6 +64,7 @@ fn run_phases(
             ]))
         })?;
     }
+    phase("chart, rules, dashboards", timings, deploy::check)?;
     // Built here so integration tests find a fresh binary instead of each running cargo.
     phase("build agent binary", timings, || {
         cmd::run(cmd::cargo().args(["build", "-p", "crowsnest", "--bin", "crowsnest"]))

@@ -2,7 +2,7 @@
 //! every scrape of a job or every shard of a remote-write endpoint.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -58,9 +58,35 @@ pub struct HttpClient {
 }
 
 struct Inner {
-    client: Client<Connector, Full<Bytes>>,
+    pool: Mutex<Pool>,
     tls: Arc<TlsSource>,
     auth: Option<AuthHeader>,
+}
+
+/// The connection pool and the TLS configuration its connections were made
+/// with. A pooled HTTP/2 connection lives as long as it is used, so when the
+/// TLS files change (a rotated or replaced client certificate) the pool is
+/// replaced: requests from then on use connections with the new files, and
+/// the old connections close once their requests finish.
+struct Pool {
+    config: Arc<rustls::ClientConfig>,
+    client: Client<Connector, Full<Bytes>>,
+}
+
+fn build_pool(tls: &Arc<TlsSource>) -> Pool {
+    let client = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+        // Without a timer the idle timeout is never enforced.
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .http2_keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
+        .http2_keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT)
+        .build(Connector::new(tls.clone()));
+    Pool {
+        config: tls.current(),
+        client,
+    }
 }
 
 impl HttpClient {
@@ -84,18 +110,24 @@ impl HttpClient {
             .as_ref()
             .map(|a| AuthHeader::new(a, check_every))
             .transpose()?;
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
-            // Without a timer the idle timeout is never enforced.
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .http2_keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
-            .http2_keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT)
-            .build(Connector::new(tls.clone()));
+        let pool = Mutex::new(build_pool(&tls));
         Ok(Self {
-            inner: Arc::new(Inner { client, tls, auth }),
+            inner: Arc::new(Inner { pool, tls, auth }),
         })
+    }
+
+    /// The pool for the TLS files as they are now (see [`Pool`]).
+    fn client(&self) -> Client<Connector, Full<Bytes>> {
+        let current = self.inner.tls.current();
+        let mut pool = self
+            .inner
+            .pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !Arc::ptr_eq(&pool.config, &current) {
+            *pool = build_pool(&self.inner.tls);
+        }
+        pool.client.clone()
     }
 
     /// Sends `req` (the configured `Authorization` header replaces any the
@@ -131,8 +163,7 @@ impl HttpClient {
         max_body: u64,
     ) -> Result<Response, HttpError> {
         let response = self
-            .inner
-            .client
+            .client()
             .request(req)
             .await
             .map_err(|e| HttpError::client(target, e))?;

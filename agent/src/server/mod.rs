@@ -1,6 +1,7 @@
 //! The agent's HTTP server: `/metrics`, `/healthz`, `/readyz` and
 //! `/api/v1/status` (JSON of targets and remote-write queues).
 
+mod page;
 mod status;
 
 pub use status::{AgentStatus, StatusSource};
@@ -143,11 +144,21 @@ async fn handle(state: State, req: Request<Incoming>) -> Result<Response<Full<By
                 Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, TEXT, format!("{e}\n")),
             }
         }
-        "/" => reply(
-            StatusCode::OK,
-            TEXT,
-            "crowsnest agent\n\n/metrics        self-metrics (OpenMetrics)\n/healthz        liveness\n/readyz         readiness\n/api/v1/status  targets and remote-write queues (JSON)\n",
-        ),
+        "/" => {
+            let snapshot = state.status.snapshot().await;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            match serde_json::to_value(&snapshot) {
+                Ok(doc) => reply(
+                    StatusCode::OK,
+                    "text/html; charset=utf-8",
+                    page::render(&doc, now),
+                ),
+                Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, TEXT, format!("{e}\n")),
+            }
+        }
         _ => reply(StatusCode::NOT_FOUND, TEXT, "not found\n"),
     };
     Ok(resp)
@@ -200,6 +211,11 @@ mod tests {
         let status = get(addr, "/api/v1/status").await;
         assert!(status.contains("\"node\": \"test-node\""), "{status}");
         assert!(get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
+        let page = get(addr, "/").await;
+        assert!(
+            page.contains("text/html") && page.contains("crowsnest on test-node"),
+            "{page}"
+        );
 
         tx.send(true).expect("shutdown");
         task.await.expect("server task");

@@ -214,6 +214,35 @@ async fn rotated_ca_and_client_cert_are_picked_up_without_restart() {
 }
 
 #[tokio::test]
+async fn a_replaced_client_cert_is_used_even_with_a_live_http2_connection() {
+    let fx = Fixture::new();
+    let server = fx.mtls_server(H2_AND_H1).await;
+    let good = fx.ca.client("scraper");
+    let client = client(TlsConfig {
+        ca_file: Some(fx.dir.write("live-ca.pem", &fx.ca.pem)),
+        cert_file: Some(fx.dir.write("live.pem", &good.cert_pem)),
+        key_file: Some(fx.dir.write("live.key", &good.key_pem)),
+        ..TlsConfig::default()
+    });
+    let resp = fetch(&client, &server.url("https")).await.unwrap();
+    assert_eq!(
+        resp.version,
+        http::Version::HTTP_2,
+        "the pooled connection is HTTP/2"
+    );
+
+    // Replace the certificate with one the server refuses (as when a
+    // compromised certificate is revoked and replaced): the next request must
+    // present it, not reuse the live connection made with the old one.
+    settle().await;
+    let other = Ca::new("other CA").client("scraper");
+    fx.dir.write("live.key", &other.key_pem);
+    fx.dir.write("live.pem", &other.cert_pem);
+    let err = fetch(&client, &server.url("https")).await.unwrap_err();
+    assert_eq!(err.kind(), "bad_certificate", "{err}");
+}
+
+#[tokio::test]
 async fn half_rotated_key_keeps_the_previous_config() {
     let fx = Fixture::new();
     let server = fx.mtls_server(H2_AND_H1).await;
