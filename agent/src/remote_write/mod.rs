@@ -11,6 +11,7 @@
 //! optionally 429 with Retry-After) -> ack.
 
 mod cache;
+pub mod disk;
 pub mod encode;
 mod endpoint;
 mod metrics;

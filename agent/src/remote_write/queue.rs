@@ -34,6 +34,9 @@ pub struct Batch {
     pub shard: usize,
     /// The samples, in append order.
     pub samples: Vec<Sample>,
+    /// Which stored records the samples came from, as `(record, samples)`
+    /// runs (empty for the in-memory queue); what [`Queue::ack`] releases.
+    pub records: Vec<(u64, u32)>,
 }
 
 /// What happened to the samples handed to [`Queue::append`].
@@ -49,8 +52,19 @@ pub struct Appended {
 
 /// A sharded sample queue with explicit acknowledgement.
 pub trait Queue: Send + Sync {
-    /// Number of shards (fixed for the life of the queue).
+    /// Number of shards receiving samples now.
     fn shards(&self) -> usize;
+
+    /// Most shards this queue can use: consumers run for `0..max_shards()`;
+    /// shards at or beyond [`Queue::shards`] get nothing until resharding.
+    fn max_shards(&self) -> usize {
+        self.shards()
+    }
+
+    /// Asks for `n` shards. A queue that supports it switches once every
+    /// sample dealt under the old count is acknowledged (so a series is
+    /// never sent by two shards at once); others ignore it.
+    fn set_shards(&self, _n: usize) {}
 
     /// Adds samples, sharded by series hash. Never blocks or waits.
     fn append(&self, samples: Vec<Sample>) -> Appended;
@@ -197,7 +211,11 @@ impl Queue for MemoryQueue {
                         let take = n.min(max);
                         let samples: Vec<Sample> = st.queued.drain(..take).collect();
                         st.in_flight += take;
-                        return Some(Batch { shard, samples });
+                        return Some(Batch {
+                            shard,
+                            samples,
+                            records: Vec::new(),
+                        });
                     }
                     if n == 0 && closed {
                         return None;
