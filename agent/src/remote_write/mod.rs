@@ -25,6 +25,7 @@ mod shard;
 mod tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -65,6 +66,15 @@ pub enum RemoteWriteError {
     /// Two endpoints share a name.
     #[error("remote_write: name {0:?} is used by more than one endpoint")]
     DuplicateName(String),
+    /// The on-disk queue could not be opened.
+    #[error("remote_write {name:?}: cannot open the on-disk queue")]
+    Queue {
+        /// Endpoint name.
+        name: String,
+        /// Why.
+        #[source]
+        source: disk::DiskQueueError,
+    },
 }
 
 impl RemoteWriteError {
@@ -74,6 +84,7 @@ impl RemoteWriteError {
             Self::Url { .. } => "url",
             Self::Client { .. } => "client",
             Self::DuplicateName(_) => "duplicate_name",
+            Self::Queue { .. } => "queue",
         }
     }
 }
@@ -87,8 +98,15 @@ pub struct EndpointStatus {
     pub url: String,
     /// Wire protocol spoken.
     pub protocol: &'static str,
-    /// Samples queued or in flight.
+    /// Samples pending: queued (in memory or on disk) or in flight.
+    /// `samples_collected + samples_recovered = samples_sent + sum(samples_dropped) + queue_length`.
     pub queue_length: usize,
+    /// Bytes of the on-disk queue (`None` for an in-memory queue).
+    pub disk_bytes: Option<u64>,
+    /// Samples handed to this endpoint since start (before write relabeling).
+    pub samples_collected: u64,
+    /// Samples found in the on-disk queue at start.
+    pub samples_recovered: u64,
     /// Sending shards.
     pub shards: usize,
     /// Samples delivered.
@@ -145,6 +163,8 @@ pub struct RemoteWriter {
     retiring: Vec<JoinHandle<()>>,
     /// Fires when shutdown's deadline passes, to cut retiring drains short.
     abort: watch::Sender<bool>,
+    /// Root of the on-disk queues (`storage.path`); `None`: in memory.
+    storage: Option<PathBuf>,
 }
 
 enum Plan {
@@ -155,7 +175,8 @@ enum Plan {
 }
 
 impl RemoteWriter {
-    /// A writer with no endpoints; registers the metric families once.
+    /// A writer with no endpoints and bounded in-memory queues (lost on
+    /// restart); registers the metric families once.
     pub fn new(registry: &mut prometheus_client::registry::Registry) -> Self {
         Self {
             metrics: Metrics::register(registry),
@@ -163,6 +184,19 @@ impl RemoteWriter {
             fanout: Arc::default(),
             retiring: Vec::new(),
             abort: watch::channel(false).0,
+            storage: None,
+        }
+    }
+
+    /// A writer whose endpoints queue on disk under
+    /// `storage/<endpoint name>-<hash>/`, surviving restarts and crashes.
+    pub fn with_storage(
+        registry: &mut prometheus_client::registry::Registry,
+        storage: PathBuf,
+    ) -> Self {
+        Self {
+            storage: Some(storage),
+            ..Self::new(registry)
         }
     }
 
@@ -194,7 +228,8 @@ impl RemoteWriter {
         for c in configs {
             let plan = match old.remove(&c.name) {
                 Some(e) if e.same_transport(c) => Ok(Plan::Keep(e)),
-                previous => Endpoint::prepare(c).map(|p| Plan::Start(Box::new(p), previous)),
+                previous => Endpoint::prepare(c, self.storage.as_deref(), previous.is_some())
+                    .map(|p| Plan::Start(Box::new(p), previous)),
             };
             match plan {
                 Ok(p) => plans.push(p),

@@ -84,6 +84,16 @@ pub trait Queue: Send + Sync {
     /// The batch was delivered (or permanently rejected): remove it for good.
     fn ack(&self, batch: &Batch);
 
+    /// Forgets which samples were handed out but not acknowledged, so that
+    /// new consumers get them again (a durable queue re-reads its log; the
+    /// in-memory queue cannot and does nothing). Call only when no consumer runs.
+    fn rewind(&self) {}
+
+    /// Bytes used on disk, for a durable queue.
+    fn disk_bytes(&self) -> Option<u64> {
+        None
+    }
+
     /// Refuses further appends; consumers drain what is queued, then get `None`.
     fn close(&self);
 

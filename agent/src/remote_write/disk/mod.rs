@@ -339,6 +339,15 @@ impl Queue for DiskQueue {
         self.inner.wake_all();
     }
 
+    fn rewind(&self) {
+        self.inner.lock().rewind();
+        self.inner.wake_all();
+    }
+
+    fn disk_bytes(&self) -> Option<u64> {
+        Some(DiskQueue::disk_bytes(self))
+    }
+
     fn close(&self) {
         self.inner.closed.store(true, Ordering::Release);
         self.inner.wake_all();

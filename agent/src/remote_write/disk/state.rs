@@ -48,6 +48,9 @@ struct SegMeta {
 
 struct Rec {
     end: Position,
+    /// Samples dealt to shards.
+    placed: u32,
+    /// Of those, not yet acknowledged.
     remaining: u32,
 }
 
@@ -458,9 +461,35 @@ impl State {
         }
         self.records.push_back(Rec {
             end,
+            placed,
             remaining: placed,
         });
         Ok(Some(placed > 0))
+    }
+
+    /// Forgets what was dealt but not acknowledged and reads it again from
+    /// the committed position (for a new set of consumers taking over).
+    /// Acknowledged samples of records after the first unacknowledged one
+    /// are dealt again: at-least-once.
+    pub(crate) fn rewind(&mut self) {
+        for r in self.records.drain(..) {
+            if let Some(seg) = self.segments.iter_mut().find(|s| s.seq == r.end.segment) {
+                seg.read = seg.read.saturating_sub(u64::from(r.placed));
+            }
+            // Already acknowledged ones come again and will be acknowledged again.
+            self.pending += u64::from(r.placed - r.remaining);
+        }
+        for w in &mut self.windows {
+            w.clear();
+        }
+        self.first_record += 1 << 32;
+        self.skip_to = self.committed;
+        self.cursor = Position {
+            segment: self.committed.segment,
+            offset: 0,
+        };
+        self.reader = None;
+        self.series.clear();
     }
 
     /// Acknowledges `n` samples of record `id`.
@@ -470,9 +499,11 @@ impl State {
             .and_then(|i| usize::try_from(i).ok())
             .and_then(|i| self.records.get_mut(i))
         {
-            r.remaining = r.remaining.saturating_sub(n);
+            // A batch from before a rewind refers to no current record: ignored.
+            let n = n.min(r.remaining);
+            r.remaining -= n;
+            self.pending = self.pending.saturating_sub(u64::from(n));
         }
-        self.pending = self.pending.saturating_sub(u64::from(n));
     }
 
     /// Moves the committed position over fully acknowledged records and

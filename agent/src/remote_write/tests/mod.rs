@@ -11,7 +11,7 @@ use prometheus_client::registry::Registry;
 
 use self::receiver::{Receiver, Reply};
 use super::{EndpointStatus, RemoteWriter};
-use crate::config::{QueueConfig, RemoteWriteConfig};
+use crate::config::{ProtobufMessage, QueueConfig, RemoteWriteConfig};
 use crate::model::{Labels, MetricType, Sample, Series, SeriesRef, stale_nan};
 use crate::relabel::Rules;
 
@@ -34,6 +34,7 @@ fn config(name: &str, url: url::Url, tune: impl FnOnce(&mut QueueConfig)) -> Rem
         http: Default::default(),
         write_relabel_configs: Rules::default(),
         queue,
+        protobuf_message: ProtobufMessage::V1,
     }
 }
 
