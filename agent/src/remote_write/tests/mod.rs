@@ -1,5 +1,6 @@
 //! End-to-end tests: a real `RemoteWriter` against the in-process receiver.
 
+mod durable;
 mod lifecycle;
 mod receiver;
 mod relabel;

@@ -24,6 +24,8 @@ pub struct Reply {
     pub headers: Vec<(&'static str, String)>,
     pub body: &'static str,
     pub delay: Duration,
+    /// Drop the connection without answering (after `delay`).
+    pub reset: bool,
 }
 
 impl Reply {
@@ -33,6 +35,15 @@ impl Reply {
             headers: vec![],
             body: "",
             delay: Duration::ZERO,
+            reset: false,
+        }
+    }
+
+    /// Closes the connection without a response.
+    pub fn reset() -> Self {
+        Self {
+            reset: true,
+            ..Self::status(0)
         }
     }
 }
@@ -169,7 +180,7 @@ impl Receiver {
 async fn handle(
     st: Arc<State>,
     req: http::Request<hyper::body::Incoming>,
-) -> Result<http::Response<Full<Bytes>>, std::convert::Infallible> {
+) -> Result<http::Response<Full<Bytes>>, std::io::Error> {
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
@@ -198,6 +209,10 @@ async fn handle(
         at: tokio::time::Instant::now(),
     });
     tokio::time::sleep(reply.delay).await;
+    if reply.reset {
+        // An error from the service makes hyper drop the connection.
+        return Err(std::io::Error::other("reset"));
+    }
     let mut resp = http::Response::builder().status(reply.status);
     for (k, v) in &reply.headers {
         resp = resp.header(*k, v);
