@@ -11,7 +11,9 @@ use tracing::Instrument;
 
 use super::disk::{DiskOptions, DiskQueue, Losses, endpoint_dir};
 use super::encode::request_headers;
+use super::encode_v2::request_headers_v2;
 use super::metrics::{DropReason, EndpointMetrics, Metrics};
+use super::negotiate::{Negotiator, REPROBE_AFTER};
 use super::queue::{MemoryQueue, Queue};
 use super::series::SeriesMapper;
 use super::shard;
@@ -67,6 +69,8 @@ pub(crate) struct EndpointShared {
     pub(crate) url: String,
     pub(crate) uri: http::Uri,
     pub(crate) headers: http::HeaderMap,
+    pub(crate) headers_v2: http::HeaderMap,
+    pub(crate) negotiator: Negotiator,
     pub(crate) client: HttpClient,
     pub(crate) queue: Arc<dyn Queue>,
     pub(crate) mapper: SeriesMapper,
@@ -269,6 +273,8 @@ impl Endpoint {
         let span = tracing::info_span!("remote_write", remote_name = %config.name, url = %url);
         let shared = Arc::new(EndpointShared {
             headers: request_headers(&config.headers),
+            headers_v2: request_headers_v2(&config.headers),
+            negotiator: Negotiator::new(config.protobuf_message, REPROBE_AFTER),
             mapper: SeriesMapper::new(
                 external_labels.clone(),
                 config.write_relabel_configs.clone(),
@@ -312,6 +318,7 @@ impl Endpoint {
             && c.url == config.url
             && c.headers == config.headers
             && c.remote_timeout == config.remote_timeout
+            && c.protobuf_message == config.protobuf_message
             && c.queue == config.queue
             && c.http.tls == config.http.tls
             && c.http.auth == config.http.auth
@@ -387,7 +394,7 @@ impl Endpoint {
         EndpointStatus {
             name: s.config.name.clone(),
             url: s.url.clone(),
-            protocol: "prometheus.WriteRequest (remote write 1.0)",
+            protocol: s.negotiator.current().describe(),
             queue_length: s.queue.len(),
             disk_bytes: s.queue.disk_bytes(),
             samples_collected: m.collected.get(),

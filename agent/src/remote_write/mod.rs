@@ -13,9 +13,12 @@
 mod cache;
 pub mod disk;
 pub mod encode;
+pub mod encode_v2;
 mod endpoint;
 mod metrics;
+mod negotiate;
 pub mod proto;
+pub mod proto_v2;
 pub mod queue;
 mod retry;
 mod series;

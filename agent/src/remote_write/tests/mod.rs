@@ -4,6 +4,7 @@ mod durable;
 mod lifecycle;
 mod receiver;
 mod relabel;
+mod v2;
 
 use std::collections::HashMap;
 use std::time::Duration;
