@@ -2,6 +2,7 @@
 //! lifecycle (start after a predecessor drained, drain, abandon).
 
 use std::path::Path;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -75,6 +76,10 @@ pub(crate) struct EndpointShared {
     pub(crate) queue: Arc<dyn Queue>,
     pub(crate) mapper: SeriesMapper,
     pub(crate) metrics: EndpointMetrics,
+    /// Nanoseconds spent in successful requests (for dynamic sharding).
+    pub(crate) busy_nanos: AtomicU64,
+    /// Failed attempts so far (for dynamic sharding).
+    pub(crate) failures: AtomicU64,
     health: Mutex<Health>,
 }
 
@@ -286,6 +291,8 @@ impl Endpoint {
             client,
             queue,
             metrics: endpoint_metrics,
+            busy_nanos: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
             health: Mutex::default(),
         });
         let (abandon, abandon_rx) = watch::channel(false);
@@ -441,6 +448,9 @@ async fn run(
     if *abandon.borrow() {
         return;
     }
+    let scaler = tokio::spawn(
+        super::shards::autoscale(Arc::clone(&shared), abandon.clone()).in_current_span(),
+    );
     let shards: Vec<_> = (0..shared.queue.max_shards())
         .map(|i| {
             tokio::spawn(shard::run(Arc::clone(&shared), i, abandon.clone()).in_current_span())
@@ -451,4 +461,5 @@ async fn run(
             tracing::error!(error = %e, "remote write shard failed");
         }
     }
+    scaler.abort();
 }

@@ -23,6 +23,7 @@ pub mod queue;
 mod retry;
 mod series;
 mod shard;
+mod shards;
 
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@
 //! what keeps every series in timestamp order (spec 1.0 §Ordering).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -177,7 +178,17 @@ async fn send(
             r = shared.client.send(req, cfg.remote_timeout, MAX_RESPONSE_BODY) => r,
             () = abandoned(abandon) => return Delivery::Abandoned,
         };
-        m.duration.observe(started.elapsed().as_secs_f64());
+        let took = started.elapsed();
+        m.duration.observe(took.as_secs_f64());
+        let ok = matches!(&result, Ok(r) if r.status.is_success());
+        if ok {
+            shared.busy_nanos.fetch_add(
+                u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
+        } else {
+            shared.failures.fetch_add(1, Ordering::Relaxed);
+        }
         let (error, delay) = match result {
             Ok(resp) => {
                 m.request(resp.status);
