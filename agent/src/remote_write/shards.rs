@@ -140,10 +140,10 @@ mod tests {
             ("keeps up: stay", 2, o(1500.0, 10_000, 10.0, 0, false), 2),
             ("ingest needs 5", 1, o(5000.0, 10_000, 10.0, 0, false), 5),
             (
-                "backlog of 300k over 30 s adds 10",
+                "backlog of 150k over 30 s adds 5",
                 1,
-                o(1000.0, 10_000, 10.0, 300_000, false),
-                11,
+                o(1000.0, 10_000, 10.0, 150_000, false),
+                6,
             ),
             ("capped at max", 1, o(1e6, 10_000, 10.0, 0, false), 8),
             (
