@@ -8,6 +8,7 @@ mod counts;
 mod deps;
 #[path = "../../tests/harness/deps_table.rs"]
 mod deps_table;
+mod soak;
 mod test;
 
 use std::process::ExitCode;
@@ -49,6 +50,18 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Long durability runs (minutes): outage + SIGKILLs + drain, queue throughput.
+    Soak {
+        /// Backend outage length in seconds.
+        #[arg(long, default_value_t = 300)]
+        outage_secs: u64,
+        /// Series the scraped target exposes (one scrape per second).
+        #[arg(long, default_value_t = 10_000)]
+        series: u64,
+        /// Use the release profile (for meaningful throughput numbers).
+        #[arg(long)]
+        release: bool,
+    },
     /// Run a benchmark of the agent (criterion).
     Bench {
         /// Which bench target of the `crowsnest` package.
@@ -83,6 +96,15 @@ fn run(cli: Cli) -> Result<()> {
             lint: !no_lint,
             nextest: !no_nextest,
             runner_args: args,
+        }),
+        Task::Soak {
+            outage_secs,
+            series,
+            release,
+        } => soak::run(&soak::Options {
+            outage: std::time::Duration::from_secs(outage_secs),
+            series,
+            release,
         }),
         Task::Bench { bench, args } => {
             let mut cargo = cmd::cargo();

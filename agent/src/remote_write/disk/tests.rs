@@ -371,3 +371,89 @@ async fn randomized_operations_match_the_model() {
         assert_eq!(q.len(), 0, "seed {seed}");
     }
 }
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// Write and read throughput with a backlog far larger than the windows;
+/// memory must not follow the backlog. Run by `cargo xtask soak`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "throughput measurement: run with cargo xtask soak"]
+async fn soak_throughput_and_memory() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut o = opts(dir.path(), 4);
+    o.window = 10_000;
+    o.fsync_interval = Duration::from_secs(1);
+    let (q, _) = open(&o);
+    let series_n = 10_000;
+    let rounds = 300; // 3M samples
+    let all: Vec<_> = (0..series_n).map(series).collect();
+    let rss_before = rss_kib();
+    let started = std::time::Instant::now();
+    for ts in 0..rounds {
+        let batch: Vec<Sample> = all
+            .iter()
+            .map(|s| Sample {
+                series: Arc::clone(s),
+                timestamp_ms: 1_700_000_000_000 + ts * 1000,
+                value: ts as f64,
+            })
+            .collect();
+        q.append(batch);
+    }
+    let write = started.elapsed();
+    let total = series_n as u64 * rounds as u64;
+    let bytes = q.disk_bytes();
+    let rss_backlog = rss_kib();
+    eprintln!(
+        "disk queue: wrote {total} samples in {:.2}s = {:.0} samples/s, {:.1} bytes/sample on disk; RSS {rss_before} -> {rss_backlog} KiB",
+        write.as_secs_f64(),
+        total as f64 / write.as_secs_f64(),
+        bytes as f64 / total as f64
+    );
+    let q = Arc::new(q);
+    let started = std::time::Instant::now();
+    let max_rss = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let tasks: Vec<_> = (0..o.shards)
+        .map(|shard| {
+            let (q, max_rss) = (Arc::clone(&q), Arc::clone(&max_rss));
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while let Ok(Some(b)) = tokio::time::timeout(
+                    Duration::from_millis(500),
+                    q.next_batch(shard, 2000, Duration::from_millis(5)),
+                )
+                .await
+                {
+                    n += b.samples.len() as u64;
+                    q.ack(&b);
+                    if n % 200_000 < 2000 {
+                        max_rss.fetch_max(rss_kib(), std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                n
+            })
+        })
+        .collect();
+    let mut read = 0;
+    for t in tasks {
+        read += t.await.expect("task");
+    }
+    let took = started.elapsed();
+    eprintln!(
+        "disk queue: read+acked {read} samples in {:.2}s = {:.0} samples/s; max RSS while reading {} KiB",
+        took.as_secs_f64(),
+        read as f64 / took.as_secs_f64(),
+        max_rss.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    assert_eq!(read, total);
+    assert_eq!(q.len(), 0);
+}
