@@ -259,7 +259,7 @@ impl Endpoint {
         let (queue, handover): (Arc<dyn Queue>, bool) = match (queue, &predecessor) {
             (QueueSource::Disk(q, slot), _) => {
                 let _ = slot.set(endpoint_metrics.clone());
-                endpoint_metrics.recovered.inc_by(q.pending());
+                endpoint_metrics.recovered.inc_by(q.recovered());
                 (q, false)
             }
             (QueueSource::Inherit, Some(old)) => (Arc::clone(&old.shared.queue), true),

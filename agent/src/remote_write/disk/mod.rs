@@ -135,6 +135,9 @@ impl Inner {
 /// The durable queue. See the module docs.
 pub struct DiskQueue {
     inner: Arc<Inner>,
+    /// Samples found at open: pending then, plus torn tails cut (counted as
+    /// dropped `corrupt`), so the accounting identity holds from the start.
+    recovered: u64,
     max_shards: usize,
     /// Dropping it stops the flusher thread.
     _stop: mpsc::Sender<()>,
@@ -156,7 +159,7 @@ impl DiskQueue {
             dir: opts.dir.clone(),
             source,
         })?;
-        let recovered = state.pending;
+        let recovered = state.pending + state.losses.corrupt;
         let inner = Arc::new(Inner {
             ready: (0..max_shards).map(|_| Notify::new()).collect(),
             closed: AtomicBool::new(false),
@@ -191,6 +194,7 @@ impl DiskQueue {
         }
         Ok(Self {
             inner,
+            recovered,
             max_shards,
             _stop: stop,
         })
@@ -200,6 +204,11 @@ impl DiskQueue {
     /// the current backlog; same as [`Queue::len`].
     pub fn pending(&self) -> u64 {
         self.inner.lock().pending
+    }
+
+    /// Samples the previous run left (see the field).
+    pub fn recovered(&self) -> u64 {
+        self.recovered
     }
 
     /// Bytes the queue occupies on disk.

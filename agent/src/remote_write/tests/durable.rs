@@ -253,3 +253,56 @@ async fn tiny_disk_budget_keeps_the_newest_and_counts_the_rest() {
     adds_up(&status(&w));
     w.shutdown(WAIT).await;
 }
+
+#[tokio::test]
+async fn damaged_queue_files_lose_only_the_damaged_records_and_say_so() {
+    let dir = tempfile::tempdir().expect("dir");
+    let down = Receiver::start(|_| Reply::status(503)).await;
+    let all: Vec<_> = (0..10).map(series).collect();
+    let w = durable_writer(dir.path(), &[config("r", down.url(), |_| {})]).await;
+    for ts in 0..20 {
+        w.sink().append(&samples(&all, ts));
+    }
+    w.shutdown(Duration::from_millis(100)).await;
+    // Damage: a flipped byte in the payload of the 6th samples record, and
+    // the last record torn in the middle of its payload.
+    let qdir = crate::remote_write::disk::endpoint_dir(dir.path(), "r");
+    let mut segs: Vec<_> = std::fs::read_dir(&qdir)
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segs.sort();
+    let path = segs
+        .iter()
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+        .expect("a segment")
+        .clone();
+    let mut bytes = std::fs::read(&path).expect("read");
+    let mut frames = Vec::new();
+    let mut pos = 0;
+    while pos + 20 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().expect("4")) as usize;
+        let samples = u32::from_le_bytes(bytes[pos + 8..pos + 12].try_into().expect("4"));
+        frames.push((pos, len, samples));
+        pos += 20 + len;
+    }
+    let sample_frames: Vec<_> = frames.iter().filter(|f| f.2 > 0).collect();
+    assert_eq!(sample_frames.len(), 20);
+    let (p5, _, _) = sample_frames[5];
+    bytes[p5 + 20 + 3] ^= 0x01;
+    let (last, len, _) = sample_frames[19];
+    bytes.truncate(last + 20 + len / 2);
+    std::fs::write(&path, bytes).expect("write");
+
+    let rx = Receiver::start(|_| Reply::status(200)).await;
+    let w = durable_writer(dir.path(), &[config("r", rx.url(), |_| {})]).await;
+    assert!(eventually(WAIT, || status(&w).queue_length == 0).await);
+    let want: Vec<i64> = (0..19).filter(|t| *t != 5).collect();
+    assert_exact(&rx, 10, &want);
+    let st = status(&w);
+    assert_eq!(st.samples_dropped["corrupt"], 20, "{st:?}");
+    assert_eq!(st.samples_recovered, 200);
+    adds_up(&st);
+    w.shutdown(WAIT).await;
+}
