@@ -106,7 +106,14 @@ async fn outage_with_sigkills_then_drain() -> Result<()> {
     );
     // Let the last scrapes through, then stop collecting.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let accepted = rx.accepted();
+    let mut accepted = rx.accepted();
+    let others: Vec<String> = accepted
+        .keys()
+        .filter(|k| !k.starts_with("soak_series{"))
+        .cloned()
+        .collect();
+    eprintln!("soak: other series delivered: {others:?}");
+    accepted.retain(|k, _| k.starts_with("soak_series{"));
     ensure!(
         accepted.len() as u64 == series,
         "series delivered: {}",
