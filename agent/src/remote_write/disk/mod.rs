@@ -73,6 +73,18 @@ pub struct DiskQueueError {
     pub source: std::io::Error,
 }
 
+impl DiskQueueError {
+    /// Short kind for metric labels and logs.
+    pub fn kind(&self) -> &'static str {
+        match self.source.kind() {
+            std::io::ErrorKind::PermissionDenied => "permission_denied",
+            std::io::ErrorKind::StorageFull => "disk_full",
+            std::io::ErrorKind::ReadOnlyFilesystem => "read_only",
+            _ => "io",
+        }
+    }
+}
+
 struct Inner {
     state: Mutex<State>,
     ready: Box<[Notify]>,
