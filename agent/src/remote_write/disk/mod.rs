@@ -80,6 +80,7 @@ impl DiskQueueError {
             std::io::ErrorKind::PermissionDenied => "permission_denied",
             std::io::ErrorKind::StorageFull => "disk_full",
             std::io::ErrorKind::ReadOnlyFilesystem => "read_only",
+            std::io::ErrorKind::WouldBlock => "in_use",
             _ => "io",
         }
     }
@@ -151,6 +152,9 @@ pub struct DiskQueue {
     /// dropped `corrupt`), so the accounting identity holds from the start.
     recovered: u64,
     max_shards: usize,
+    /// Held exclusively for the queue's life: two queues (or two agents)
+    /// appending to one directory would interleave garbage.
+    _lock: std::fs::File,
     /// Dropping it stops the flusher thread.
     _stop: mpsc::Sender<()>,
 }
@@ -160,6 +164,18 @@ impl DiskQueue {
     /// previous run left there.
     pub fn open(opts: &DiskOptions, on_loss: LossSink) -> Result<Self, DiskQueueError> {
         let max_shards = opts.max_shards.max(opts.shards).max(1);
+        let err = |source| DiskQueueError {
+            dir: opts.dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&opts.dir).map_err(err)?;
+        let lock = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(opts.dir.join("lock"))
+            .map_err(err)?;
+        lock.try_lock().map_err(|e| err(e.into()))?;
         let mut state = State::open(
             opts.dir.clone(),
             opts.shards,
@@ -208,6 +224,7 @@ impl DiskQueue {
             inner,
             recovered,
             max_shards,
+            _lock: lock,
             _stop: stop,
         })
     }

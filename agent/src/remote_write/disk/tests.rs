@@ -114,6 +114,16 @@ async fn delivers_everything_in_per_series_order_and_survives_restart_empty() {
     assert!(segment::list(dir.path()).expect("list").len() <= 2);
 }
 
+#[test]
+fn a_directory_is_used_by_one_queue_at_a_time() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (q, _) = open(&opts(dir.path(), 1));
+    let second = DiskQueue::open(&opts(dir.path(), 1), Box::new(|_| {}));
+    assert_eq!(second.err().map(|e| e.kind()), Some("in_use"));
+    drop(q);
+    assert!(DiskQueue::open(&opts(dir.path(), 1), Box::new(|_| {})).is_ok());
+}
+
 #[tokio::test]
 async fn crash_replays_exactly_the_unacknowledged_samples() {
     let dir = tempfile::tempdir().expect("dir");
