@@ -1,14 +1,21 @@
-//! Remote write: per-endpoint sharded queue, request encoding (protobuf +
-//! snappy), sending and retries, following the Prometheus remote write 1.0
-//! specification to the letter.
+//! Remote write: per-endpoint durable queue, request encoding (protobuf +
+//! snappy, remote write 1.0 and 2.0), sending, retries and dynamic sharding.
 //!
 //! A sample's path: [`SampleSink::append`] (the [`RemoteWriter::sink`])
 //! -> per endpoint, `series` adds external labels and applies
-//! `write_relabel_configs` (cached per series) -> [`Queue`] (sharded by series
-//! hash) -> `shard` loop (batch by `max_samples_per_send` /
-//! `batch_send_deadline`) -> `encode` (protobuf written directly with cached
-//! label bytes, snappy block) -> HTTP POST -> `retry` (5xx, network errors,
-//! optionally 429 with Retry-After) -> ack.
+//! `write_relabel_configs` (cached per series) -> [`Queue`]: with
+//! `storage.path`, the on-disk [`disk::DiskQueue`] (one ordered, checksummed
+//! log per endpoint, dealt to shards by series hash; see `disk`), otherwise
+//! the bounded [`MemoryQueue`] -> `shard` loop (batch by
+//! `max_samples_per_send` / `batch_send_deadline`) -> `negotiate` picks the
+//! message -> `encode` (1.0, protobuf written directly with cached label
+//! bytes) or `encode_v2` (2.0, symbol table) -> snappy -> HTTP POST -> `retry`
+//! (5xx, network errors, optionally 429 with Retry-After) -> ack, which
+//! advances the durable reader position. `shards` resizes the shard count
+//! from throughput and backlog.
+//!
+//! Delivery is at-least-once. Accounting per endpoint always adds up:
+//! `collected + recovered = sent + dropped (by reason) + pending`.
 
 mod cache;
 pub mod disk;

@@ -1,6 +1,6 @@
-//! The queue between the sink and the shard senders, behind a trait so the
-//! durable on-disk queue (issue: durable delivery) can replace the in-memory
-//! one without touching the senders.
+//! The queue between the sink and the shard senders, behind a trait: the
+//! durable on-disk queue (`disk`) in the agent, the bounded in-memory one
+//! when no storage is given (library use, tests).
 //!
 //! Contract every implementation keeps:
 //! - A series always maps to the same shard ([`Series::hash`] modulo the shard
@@ -11,8 +11,8 @@
 //!   blocks the batches behind it.
 //! - Changing the shard count must first drain (send and ack) everything of
 //!   the old layout, then rehash: never reorder a series. The in-memory queue
-//!   has a fixed shard count; a new count means a new queue started after the
-//!   old one drained (see `endpoint`).
+//!   has a fixed shard count; the disk queue switches on [`Queue::set_shards`]
+//!   once everything dealt under the old count is acknowledged.
 //!
 //! [`Series::hash`]: crate::model::Series::hash
 
