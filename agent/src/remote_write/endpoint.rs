@@ -262,7 +262,11 @@ impl Endpoint {
                 endpoint_metrics.recovered.inc_by(q.recovered());
                 (q, false)
             }
-            (QueueSource::Inherit, Some(old)) => (Arc::clone(&old.shared.queue), true),
+            (QueueSource::Inherit, Some(old)) => {
+                let q = Arc::clone(&old.shared.queue);
+                q.retune(&config.queue);
+                (q, true)
+            }
             // Inherit always comes with a predecessor; a memory queue otherwise.
             (QueueSource::Inherit | QueueSource::Memory, _) => {
                 let shards = shard_count(config.queue.min_shards, config.queue.max_shards);

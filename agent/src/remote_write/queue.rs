@@ -89,6 +89,11 @@ pub trait Queue: Send + Sync {
     /// in-memory queue cannot and does nothing). Call only when no consumer runs.
     fn rewind(&self) {}
 
+    /// Applies changed queue settings to a queue taken over by a replaced
+    /// endpoint (budget, window, shard bounds, fsync interval). The
+    /// in-memory queue is never taken over and ignores it.
+    fn retune(&self, _config: &crate::config::QueueConfig) {}
+
     /// Bytes used on disk, for a durable queue.
     fn disk_bytes(&self) -> Option<u64> {
         None

@@ -20,7 +20,7 @@ mod segment;
 mod state;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -55,7 +55,7 @@ impl DiskOptions {
     /// Segment size: small enough that dropping one frees a fraction of the
     /// budget, large enough that files stay few.
     fn segment_size(&self) -> u64 {
-        (self.budget / 8).clamp(4096, 64 << 20)
+        segment_size(self.budget)
     }
 }
 
@@ -86,8 +86,13 @@ impl DiskQueueError {
     }
 }
 
+/// Shard wake-ups allocated up front, so `max_shards` can grow on reload.
+const MIN_SHARD_SLOTS: usize = 256;
+
 struct Inner {
     state: Mutex<State>,
+    /// The fsync interval in nanoseconds (changeable by [`Queue::retune`]).
+    fsync_nanos: AtomicU64,
     ready: Box<[Notify]>,
     closed: AtomicBool,
     /// Set by tests that simulate a crash: nothing more reaches the disk.
@@ -148,10 +153,11 @@ impl Inner {
 /// The durable queue. See the module docs.
 pub struct DiskQueue {
     inner: Arc<Inner>,
+    /// Consumers run for `0..max_shards`; at most `inner.ready.len()`.
+    max_shards: AtomicUsize,
     /// Samples found at open: pending then, plus torn tails cut (counted as
     /// dropped `corrupt`), so the accounting identity holds from the start.
     recovered: u64,
-    max_shards: usize,
     /// Held exclusively for the queue's life: two queues (or two agents)
     /// appending to one directory would interleave garbage.
     _lock: std::fs::File,
@@ -189,7 +195,10 @@ impl DiskQueue {
         })?;
         let recovered = state.pending + state.losses.corrupt;
         let inner = Arc::new(Inner {
-            ready: (0..max_shards).map(|_| Notify::new()).collect(),
+            ready: (0..max_shards.max(MIN_SHARD_SLOTS))
+                .map(|_| Notify::new())
+                .collect(),
+            fsync_nanos: AtomicU64::new(nanos(opts.fsync_interval)),
             closed: AtomicBool::new(false),
             crashed: AtomicBool::new(false),
             on_loss,
@@ -203,13 +212,19 @@ impl DiskQueue {
         }
         let (stop, stopped) = mpsc::channel::<()>();
         let weak = Arc::downgrade(&inner);
-        let interval = opts.fsync_interval.max(Duration::from_millis(1));
+        let mut interval = opts.fsync_interval;
         let spawned = std::thread::Builder::new()
             .name("queue-fsync".into())
             .spawn(move || {
-                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(interval.max(Duration::from_millis(1)))
+                {
                     match weak.upgrade() {
-                        Some(inner) => inner.flush(),
+                        Some(inner) => {
+                            inner.flush();
+                            interval =
+                                Duration::from_nanos(inner.fsync_nanos.load(Ordering::Relaxed));
+                        }
                         None => return,
                     }
                 }
@@ -223,7 +238,7 @@ impl DiskQueue {
         Ok(Self {
             inner,
             recovered,
-            max_shards,
+            max_shards: AtomicUsize::new(max_shards),
             _lock: lock,
             _stop: stop,
         })
@@ -256,6 +271,16 @@ impl DiskQueue {
     }
 }
 
+/// Segment size for a budget: small enough that dropping one frees a
+/// fraction of the budget, large enough that files stay few.
+fn segment_size(budget: u64) -> u64 {
+    (budget / 8).clamp(4096, 64 << 20)
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// The directory of endpoint `name` under `root`: the name with every
 /// character outside `[A-Za-z0-9._-]` replaced, plus a short hash of the
 /// exact name so two names that sanitize alike never share a queue.
@@ -280,12 +305,30 @@ impl Queue for DiskQueue {
     }
 
     fn max_shards(&self) -> usize {
-        self.max_shards
+        self.max_shards.load(Ordering::Relaxed)
+    }
+
+    fn retune(&self, config: &crate::config::QueueConfig) {
+        let max = config.max_shards.clamp(1, self.inner.ready.len());
+        self.max_shards.store(max, Ordering::Relaxed);
+        self.inner
+            .fsync_nanos
+            .store(nanos(config.fsync_interval), Ordering::Relaxed);
+        let mut st = self.inner.lock();
+        st.retune(
+            config.disk_budget,
+            config.capacity,
+            segment_size(config.disk_budget),
+        );
+        self.inner.report(&mut st);
+        st.want_shards = st.want_shards.clamp(config.min_shards.max(1), max);
+        drop(st);
+        self.inner.wake_all();
     }
 
     fn set_shards(&self, n: usize) {
         let mut st = self.inner.lock();
-        st.want_shards = n.clamp(1, self.max_shards);
+        st.want_shards = n.clamp(1, self.max_shards.load(Ordering::Relaxed));
         drop(st);
         self.inner.wake_all();
     }

@@ -260,6 +260,23 @@ impl State {
         Ok(())
     }
 
+    /// New budget and window size (a reload); the budget applies at once.
+    pub(crate) fn retune(&mut self, budget: u64, window: usize, segment_size: u64) {
+        self.budget = budget;
+        self.window = window.max(1);
+        self.segment_size = segment_size.max(1);
+        // The active segment is never dropped: close it so it can be.
+        if self
+            .segments
+            .back()
+            .is_some_and(|s| s.bytes >= self.segment_size)
+            && let Err(e) = self.roll()
+        {
+            tracing::error!(error = %e, "cannot start a new queue segment");
+        }
+        self.enforce_budget();
+    }
+
     /// Drops the oldest segments (never the active one) while over budget.
     fn enforce_budget(&mut self) {
         while self.disk_bytes() > self.budget && self.segments.len() > 1 {

@@ -306,3 +306,44 @@ async fn damaged_queue_files_lose_only_the_damaged_records_and_say_so() {
     adds_up(&st);
     w.shutdown(WAIT).await;
 }
+
+#[tokio::test]
+async fn reload_applies_a_new_disk_budget_to_the_queue_it_takes_over() {
+    let dir = tempfile::tempdir().expect("dir");
+    let down = Receiver::start(|_| Reply::status(503)).await;
+    let mut w = durable_writer(dir.path(), &[config("r", down.url(), |_| {})]).await;
+    let all: Vec<_> = (0..100).map(series).collect();
+    for ts in 0..3000 {
+        w.sink().append(&samples(&all, ts));
+    }
+    let before = status(&w);
+    assert!(before.disk_bytes.is_some_and(|b| b > 2 << 20), "{before:?}");
+    assert_eq!(before.samples_dropped["disk_full"], 0);
+    w.apply(
+        &[config("r", down.url(), |q| {
+            q.disk_budget = 1 << 20;
+            q.max_shards = 3;
+        })],
+        &Labels::new(),
+    )
+    .await
+    .expect("apply");
+    // The old backlog was one segment larger than the new budget: dropped
+    // whole, counted.
+    let after = status(&w);
+    assert_eq!(after.samples_dropped["disk_full"], 300_000, "{after:?}");
+    assert!(after.disk_bytes.is_some_and(|b| b <= 1 << 20), "{after:?}");
+    // New data keeps within the new budget, newest kept.
+    for ts in 3000..4000 {
+        w.sink().append(&samples(&all, ts));
+    }
+    let later = status(&w);
+    assert!(later.disk_bytes.is_some_and(|b| b <= 1 << 20), "{later:?}");
+    assert!(later.queue_length > 0, "{later:?}");
+    adds_up(&later);
+    assert!(
+        eventually(WAIT, || status(&w).shards <= 3).await,
+        "max_shards applied"
+    );
+    w.shutdown(Duration::from_millis(100)).await;
+}
