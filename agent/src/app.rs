@@ -135,7 +135,7 @@ pub async fn run(
     let node = node_name();
     let mut registry = telemetry::base_registry();
     let reload_metrics = ReloadMetrics::register(&mut registry);
-    let mut remote = RemoteWriter::new(&mut registry);
+    let mut remote = RemoteWriter::with_storage(&mut registry, config.storage.path.clone());
     remote
         .apply(&config.remote_write, &config.global.external_labels)
         .await?;
