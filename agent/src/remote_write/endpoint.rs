@@ -131,6 +131,15 @@ impl EndpointShared {
         self.metrics
             .queue_length
             .set(i64::try_from(self.queue.len()).unwrap_or(i64::MAX));
+        // Only a disk queue has bytes and a budget: an alert compares the two.
+        if let Some(bytes) = self.queue.disk_bytes() {
+            self.metrics
+                .disk_bytes
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            self.metrics
+                .disk_budget
+                .set(i64::try_from(self.config.queue.disk_budget).unwrap_or(i64::MAX));
+        }
     }
 
     fn health(&self) -> std::sync::MutexGuard<'_, Health> {

@@ -113,6 +113,8 @@ pub struct Metrics {
     retried: Family<EndpointLabels, Counter>,
     dropped: Family<ReasonLabels, Counter>,
     queue_length: Family<EndpointLabels, Gauge>,
+    disk_bytes: Family<EndpointLabels, Gauge>,
+    disk_budget: Family<EndpointLabels, Gauge>,
     shards: Family<EndpointLabels, Gauge>,
     last_success: Family<EndpointLabels, Gauge<f64, AtomicU64>>,
     bytes: Family<EndpointLabels, Counter>,
@@ -133,6 +135,8 @@ impl Metrics {
             retried: Family::default(),
             dropped: Family::default(),
             queue_length: Family::default(),
+            disk_bytes: Family::default(),
+            disk_budget: Family::default(),
             shards: Family::default(),
             last_success: Family::default(),
             bytes: Family::default(),
@@ -175,6 +179,16 @@ impl Metrics {
             "crowsnest_remote_write_queue_length",
             "Samples queued or in flight, not yet acknowledged.",
             m.queue_length.clone(),
+        );
+        r.register(
+            "crowsnest_remote_write_queue_disk_bytes",
+            "Bytes of the endpoint's on-disk queue.",
+            m.disk_bytes.clone(),
+        );
+        r.register(
+            "crowsnest_remote_write_queue_disk_budget_bytes",
+            "The on-disk queue's budget (queue_config.disk_budget); the oldest samples are dropped beyond it.",
+            m.disk_budget.clone(),
         );
         r.register(
             "crowsnest_remote_write_shards",
@@ -228,6 +242,8 @@ impl Metrics {
             retried: self.retried.get_or_create_owned(&e),
             dropped: DropReason::ALL.map(|r| self.dropped.get_or_create_owned(&reason(r))),
             queue_length: self.queue_length.get_or_create_owned(&e),
+            disk_bytes: self.disk_bytes.get_or_create_owned(&e),
+            disk_budget: self.disk_budget.get_or_create_owned(&e),
             shards: self.shards.get_or_create_owned(&e),
             last_success: self.last_success.get_or_create_owned(&e),
             bytes: self.bytes.get_or_create_owned(&e),
@@ -268,6 +284,8 @@ impl Metrics {
         self.failed.remove(&e);
         self.retried.remove(&e);
         self.queue_length.remove(&e);
+        self.disk_bytes.remove(&e);
+        self.disk_budget.remove(&e);
         self.shards.remove(&e);
         self.last_success.remove(&e);
         self.bytes.remove(&e);
@@ -305,6 +323,10 @@ pub struct EndpointMetrics {
     dropped: [Counter; DropReason::ALL.len()],
     /// Pending samples.
     pub queue_length: Gauge,
+    /// Bytes of the on-disk queue.
+    pub disk_bytes: Gauge,
+    /// The on-disk queue's budget.
+    pub disk_budget: Gauge,
     /// Shard count.
     pub shards: Gauge,
     /// Unix seconds of the last success.
@@ -364,6 +386,8 @@ mod tests {
             "crowsnest_remote_write_request_duration_seconds_bucket",
             "crowsnest_remote_write_last_success_timestamp_seconds{",
             "crowsnest_remote_write_queue_length{",
+            "crowsnest_remote_write_queue_disk_bytes{",
+            "crowsnest_remote_write_queue_disk_budget_bytes{",
             "crowsnest_remote_write_shards{",
             "crowsnest_remote_write_bytes_total{",
             "crowsnest_remote_write_samples_failed_total{",
