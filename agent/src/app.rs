@@ -144,7 +144,7 @@ pub async fn run(
     let reload_metrics = ReloadMetrics::register(&mut registry);
     let kube_metrics = KubeMetrics::register(&mut registry);
     let enrich_metrics = EnrichMetrics::register(&mut registry);
-    let mut remote = RemoteWriter::new(&mut registry);
+    let mut remote = RemoteWriter::with_storage(&mut registry, config.storage.path.clone());
     remote
         .apply(&config.remote_write, &config.global.external_labels)
         .await?;

@@ -11,6 +11,7 @@ pub mod agent;
 pub mod deps;
 pub mod deps_table;
 pub mod exporter;
+pub mod fault_receiver;
 pub mod http;
 pub mod instance;
 pub mod kube_api;
@@ -25,6 +26,7 @@ pub mod wait;
 pub use agent::Agent;
 pub use deps::{Availability, PROMETHEUS_BIN, VICTORIA_METRICS_BIN, require_binary};
 pub use exporter::Exporter;
+pub use fault_receiver::{Fault, FaultReceiver};
 pub use prom_api::{LabelSet, PromApi};
 pub use prometheus::{Prometheus, PrometheusConfig};
 /// Signals for [`process::ChildProcess::signal`] (e.g. `Signal::HUP` to reload the agent).

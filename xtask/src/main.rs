@@ -13,6 +13,7 @@ mod deps;
 mod deps_table;
 mod ebpf;
 mod pytools;
+mod soak;
 mod test;
 
 use std::process::ExitCode;
@@ -62,6 +63,18 @@ enum Task {
     Deploy,
     /// Generate the Grafana dashboards of deploy/dashboards.
     Dashboards,
+    /// Long durability runs (minutes): outage + SIGKILLs + drain, queue throughput.
+    Soak {
+        /// Backend outage length in seconds.
+        #[arg(long, default_value_t = 300)]
+        outage_secs: u64,
+        /// Series the scraped target exposes (one scrape per second).
+        #[arg(long, default_value_t = 10_000)]
+        series: u64,
+        /// Use the release profile (for meaningful throughput numbers).
+        #[arg(long)]
+        release: bool,
+    },
     /// Run a benchmark of the agent (criterion).
     Bench {
         /// Which bench target of the `crowsnest` package.
@@ -108,6 +121,15 @@ fn run(cli: Cli) -> Result<()> {
         Task::Manifests => deploy::write_manifests(),
         Task::Deploy => deploy::check(),
         Task::Dashboards => dashboards::write(),
+        Task::Soak {
+            outage_secs,
+            series,
+            release,
+        } => soak::run(&soak::Options {
+            outage: std::time::Duration::from_secs(outage_secs),
+            series,
+            release,
+        }),
         Task::Bench { bench, args } => {
             let mut cargo = cmd::cargo();
             cargo.args(["bench", "-p", "crowsnest", "--bench", &bench]);

@@ -6,13 +6,17 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::bytesize::ByteSize;
 use super::duration::{PromDuration, format_duration};
 use super::error::{ConfigError, field};
 use super::flag::Flag;
 use super::http_client::{RawAuthorization, RawBasicAuth, RawHttp, RawTls};
 use super::scrape::compile;
-use super::types::{QueueConfig, RemoteWriteConfig, Secret};
+use super::types::{ProtobufMessage, QueueConfig, RemoteWriteConfig, Secret};
 use super::unique_map::UniqueMap;
+
+/// Smallest `disk_budget`: a few segments of a useful size.
+const MIN_DISK_BUDGET: u64 = 1 << 20;
 
 /// Prometheus' default `remote_timeout`.
 const DEFAULT_REMOTE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -62,6 +66,8 @@ pub(super) struct RawRemoteWrite {
     write_relabel_configs: Option<Vec<crate::relabel::RelabelConfig>>,
     /// Queue and sharding.
     queue_config: Option<RawQueue>,
+    /// `prometheus.WriteRequest` (default), `io.prometheus.write.v2.Request` or `auto`.
+    protobuf_message: Option<String>,
 }
 
 /// `queue_config:` as written; unset fields take [`QueueConfig::default`].
@@ -84,6 +90,10 @@ pub(super) struct RawQueue {
     max_backoff: Option<PromDuration>,
     /// Retry on HTTP 429.
     retry_on_http_429: Option<Flag>,
+    /// Disk space of the endpoint's queue (default 1GiB).
+    disk_budget: Option<ByteSize>,
+    /// How often the queue is fsynced (default 1s).
+    fsync_interval: Option<PromDuration>,
 }
 
 /// Validates every endpoint; names (given or derived) must be unique.
@@ -141,7 +151,22 @@ impl RawRemoteWrite {
             Some(q) => q.build(&field(path, "queue_config"))?,
             None => QueueConfig::default(),
         };
+        let protobuf_message = match self.protobuf_message {
+            None => ProtobufMessage::default(),
+            Some(m) => ProtobufMessage::NAMES
+                .iter()
+                .find(|(n, _)| *n == m)
+                .map(|(_, v)| *v)
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        field(path, "protobuf_message"),
+                        format!("({m:?}) is not a known message"),
+                        "use prometheus.WriteRequest, io.prometheus.write.v2.Request or auto",
+                    )
+                })?,
+        };
         Ok(RemoteWriteConfig {
+            protobuf_message,
             url,
             name,
             headers,
@@ -287,7 +312,17 @@ impl RawQueue {
             min_backoff: self.min_backoff.map_or(d.min_backoff, |v| v.0),
             max_backoff: self.max_backoff.map_or(d.max_backoff, |v| v.0),
             retry_on_http_429: self.retry_on_http_429.map_or(d.retry_on_http_429, |f| f.0),
+            disk_budget: self.disk_budget.map_or(d.disk_budget, |b| b.0),
+            fsync_interval: self.fsync_interval.map_or(d.fsync_interval, |v| v.0),
         };
+        positive(q.fsync_interval, &field(path, "fsync_interval"))?;
+        if q.disk_budget < MIN_DISK_BUDGET {
+            return Err(ConfigError::invalid(
+                field(path, "disk_budget"),
+                format!("({} bytes) is below the minimum of 1MiB", q.disk_budget),
+                "use at least 1MiB (default 1GiB)",
+            ));
+        }
         positive(q.batch_send_deadline, &field(path, "batch_send_deadline"))?;
         positive(q.min_backoff, &field(path, "min_backoff"))?;
         positive(q.max_backoff, &field(path, "max_backoff"))?;
@@ -325,4 +360,50 @@ fn positive(d: Duration, path: &str) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::{ProtobufMessage, load_from_str};
+
+    #[test]
+    fn durable_queue_and_protocol_fields() {
+        let cases = [
+            ("", 1 << 30, Duration::from_secs(1), ProtobufMessage::V1),
+            (
+                "  protobuf_message: auto\n  queue_config:\n    disk_budget: 2GiB\n    fsync_interval: 250ms\n",
+                2 << 30,
+                Duration::from_millis(250),
+                ProtobufMessage::Auto,
+            ),
+            (
+                "  protobuf_message: io.prometheus.write.v2.Request\n",
+                1 << 30,
+                Duration::from_secs(1),
+                ProtobufMessage::V2,
+            ),
+            (
+                "  protobuf_message: prometheus.WriteRequest\n  queue_config:\n    disk_budget: 1048576\n",
+                1 << 20,
+                Duration::from_secs(1),
+                ProtobufMessage::V1,
+            ),
+        ];
+        for (extra, budget, fsync, message) in cases {
+            let yaml = format!("remote_write:\n- url: http://a/w\n{extra}");
+            let c = load_from_str(&yaml, &[]).expect("valid");
+            let rw = &c.remote_write[0];
+            assert_eq!(
+                (
+                    rw.queue.disk_budget,
+                    rw.queue.fsync_interval,
+                    rw.protobuf_message
+                ),
+                (budget, fsync, message),
+                "{extra}"
+            );
+        }
+    }
 }

@@ -202,6 +202,29 @@ pub struct RemoteWriteConfig {
     pub write_relabel_configs: relabel::Rules,
     /// Queue and sharding settings.
     pub queue: QueueConfig,
+    /// Which wire message to send (`protobuf_message`).
+    pub protobuf_message: ProtobufMessage,
+}
+
+/// `protobuf_message:` of a remote_write endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProtobufMessage {
+    /// `prometheus.WriteRequest` (remote write 1.0).
+    #[default]
+    V1,
+    /// `io.prometheus.write.v2.Request` (remote write 2.0).
+    V2,
+    /// Try 2.0; fall back to 1.0 when the receiver does not speak it.
+    Auto,
+}
+
+impl ProtobufMessage {
+    /// The names accepted in the config, with their values.
+    pub const NAMES: [(&'static str, Self); 3] = [
+        ("prometheus.WriteRequest", Self::V1),
+        ("io.prometheus.write.v2.Request", Self::V2),
+        ("auto", Self::Auto),
+    ];
 }
 
 /// `queue_config:` with Prometheus' defaults.
@@ -223,6 +246,11 @@ pub struct QueueConfig {
     pub max_backoff: Duration,
     /// Retry on 429 Too Many Requests (honouring Retry-After).
     pub retry_on_http_429: bool,
+    /// Bytes the endpoint's on-disk queue may use; the oldest data is
+    /// dropped (and counted) beyond it.
+    pub disk_budget: u64,
+    /// How often queued data is fsynced (what a power loss can lose).
+    pub fsync_interval: Duration,
 }
 
 impl Default for QueueConfig {
@@ -237,6 +265,8 @@ impl Default for QueueConfig {
             min_backoff: Duration::from_millis(30),
             max_backoff: Duration::from_secs(5),
             retry_on_http_429: false,
+            disk_budget: 1 << 30,
+            fsync_interval: Duration::from_secs(1),
         }
     }
 }

@@ -1,15 +1,20 @@
 //! One remote write endpoint: its queue, series rewriting, shard tasks and
 //! lifecycle (start after a predecessor drained, drain, abandon).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+use super::disk::{DiskOptions, DiskQueue, Losses, endpoint_dir};
 use super::encode::request_headers;
+use super::encode_v2::request_headers_v2;
 use super::metrics::{DropReason, EndpointMetrics, Metrics};
+use super::negotiate::{Negotiator, REPROBE_AFTER};
 use super::queue::{MemoryQueue, Queue};
 use super::series::SeriesMapper;
 use super::shard;
@@ -65,16 +70,23 @@ pub(crate) struct EndpointShared {
     pub(crate) url: String,
     pub(crate) uri: http::Uri,
     pub(crate) headers: http::HeaderMap,
+    pub(crate) headers_v2: http::HeaderMap,
+    pub(crate) negotiator: Negotiator,
     pub(crate) client: HttpClient,
     pub(crate) queue: Arc<dyn Queue>,
     pub(crate) mapper: SeriesMapper,
     pub(crate) metrics: EndpointMetrics,
+    /// Nanoseconds spent in successful requests (for dynamic sharding).
+    pub(crate) busy_nanos: AtomicU64,
+    /// Failed attempts so far (for dynamic sharding).
+    pub(crate) failures: AtomicU64,
     health: Mutex<Health>,
 }
 
 impl EndpointShared {
     /// Rewrites and enqueues samples; never blocks on the network.
     pub(crate) fn append(&self, samples: &[Sample]) {
+        self.metrics.collected.inc_by(samples.len() as u64);
         let rules = self.mapper.rules();
         let mapped: Vec<Sample> = samples
             .iter()
@@ -87,6 +99,8 @@ impl EndpointShared {
                 })
             })
             .collect();
+        self.metrics
+            .drop_samples(DropReason::RelabelDrop, samples.len() - mapped.len());
         if mapped.is_empty() {
             return;
         }
@@ -117,6 +131,15 @@ impl EndpointShared {
         self.metrics
             .queue_length
             .set(i64::try_from(self.queue.len()).unwrap_or(i64::MAX));
+        // Only a disk queue has bytes and a budget: an alert compares the two.
+        if let Some(bytes) = self.queue.disk_bytes() {
+            self.metrics
+                .disk_bytes
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            self.metrics
+                .disk_budget
+                .set(i64::try_from(self.config.queue.disk_budget).unwrap_or(i64::MAX));
+        }
     }
 
     fn health(&self) -> std::sync::MutexGuard<'_, Health> {
@@ -132,11 +155,36 @@ impl EndpointShared {
     }
 }
 
-/// A checked config with its URI and client, not running yet.
+/// Where a starting endpoint's queue comes from.
+enum QueueSource {
+    /// A bounded in-memory queue (no storage configured).
+    Memory,
+    /// The on-disk queue, opened by `prepare`; its loss counters are
+    /// connected once the endpoint's metrics exist.
+    Disk(Arc<DiskQueue>, Arc<OnceLock<EndpointMetrics>>),
+    /// The predecessor's on-disk queue (same name, same directory): taken
+    /// over after its senders stopped.
+    Inherit,
+}
+
+/// A checked config with its URI, client and queue, not running yet.
 pub(crate) struct Prepared {
     config: RemoteWriteConfig,
     uri: http::Uri,
     client: HttpClient,
+    queue: QueueSource,
+}
+
+/// Counts the disk queue's losses on the endpoint's counters.
+fn loss_sink(slot: Arc<OnceLock<EndpointMetrics>>) -> super::disk::LossSink {
+    Box::new(move |l: Losses| {
+        if let Some(m) = slot.get() {
+            let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+            m.drop_samples(DropReason::DiskFull, n(l.disk_full));
+            m.drop_samples(DropReason::Corrupt, n(l.corrupt));
+            m.drop_samples(DropReason::Io, n(l.io));
+        }
+    })
 }
 
 /// A running endpoint.
@@ -147,9 +195,15 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
-    /// Checks a config and builds what can fail (URI, HTTP client), so
-    /// `apply` can refuse a config before changing anything.
-    pub(crate) fn prepare(config: &RemoteWriteConfig) -> Result<Prepared, RemoteWriteError> {
+    /// Checks a config and builds what can fail (URI, HTTP client, the
+    /// on-disk queue under `storage`), so `apply` can refuse a config before
+    /// changing anything. With `inherit`, the queue of the running endpoint
+    /// of that name is taken over at start instead of opened here.
+    pub(crate) fn prepare(
+        config: &RemoteWriteConfig,
+        storage: Option<&Path>,
+        inherit: bool,
+    ) -> Result<Prepared, RemoteWriteError> {
         let uri: http::Uri =
             config
                 .url
@@ -164,10 +218,33 @@ impl Endpoint {
             name: config.name.clone(),
             source,
         })?;
+        let queue = match storage {
+            None => QueueSource::Memory,
+            Some(_) if inherit => QueueSource::Inherit,
+            Some(root) => {
+                let slot = Arc::new(OnceLock::new());
+                let opts = DiskOptions {
+                    dir: endpoint_dir(root, &config.name),
+                    shards: shard_count(config.queue.min_shards, config.queue.max_shards),
+                    max_shards: config.queue.max_shards,
+                    window: config.queue.capacity,
+                    budget: config.queue.disk_budget,
+                    fsync_interval: config.queue.fsync_interval,
+                };
+                let q = DiskQueue::open(&opts, loss_sink(Arc::clone(&slot))).map_err(|source| {
+                    RemoteWriteError::Queue {
+                        name: config.name.clone(),
+                        source,
+                    }
+                })?;
+                QueueSource::Disk(Arc::new(q), slot)
+            }
+        };
         Ok(Prepared {
             config: config.clone(),
             uri,
             client,
+            queue,
         })
     }
 
@@ -184,17 +261,38 @@ impl Endpoint {
             config,
             uri,
             client,
+            queue,
         } = prepared;
         let url = display_url(&config.url);
-        let shards = shard_count(config.queue.min_shards, config.queue.max_shards);
-        let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new(shards, config.queue.capacity));
         let endpoint_metrics = metrics.endpoint(&config.name, &url);
+        let (queue, handover): (Arc<dyn Queue>, bool) = match (queue, &predecessor) {
+            (QueueSource::Disk(q, slot), _) => {
+                let _ = slot.set(endpoint_metrics.clone());
+                endpoint_metrics.recovered.inc_by(q.recovered());
+                (q, false)
+            }
+            (QueueSource::Inherit, Some(old)) => {
+                let q = Arc::clone(&old.shared.queue);
+                q.retune(&config.queue);
+                (q, true)
+            }
+            // Inherit always comes with a predecessor; a memory queue otherwise.
+            (QueueSource::Inherit | QueueSource::Memory, _) => {
+                let shards = shard_count(config.queue.min_shards, config.queue.max_shards);
+                (
+                    Arc::new(MemoryQueue::new(shards, config.queue.capacity)) as Arc<dyn Queue>,
+                    false,
+                )
+            }
+        };
         endpoint_metrics
             .shards
-            .set(i64::try_from(shards).unwrap_or(i64::MAX));
+            .set(i64::try_from(queue.shards()).unwrap_or(i64::MAX));
         let span = tracing::info_span!("remote_write", remote_name = %config.name, url = %url);
         let shared = Arc::new(EndpointShared {
             headers: request_headers(&config.headers),
+            headers_v2: request_headers_v2(&config.headers),
+            negotiator: Negotiator::new(config.protobuf_message, REPROBE_AFTER),
             mapper: SeriesMapper::new(
                 external_labels.clone(),
                 config.write_relabel_configs.clone(),
@@ -206,12 +304,15 @@ impl Endpoint {
             client,
             queue,
             metrics: endpoint_metrics,
+            busy_nanos: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
             health: Mutex::default(),
         });
         let (abandon, abandon_rx) = watch::channel(false);
         let task = run(
             Arc::clone(&shared),
             predecessor,
+            handover,
             metrics.clone(),
             abandon_rx,
         );
@@ -237,6 +338,7 @@ impl Endpoint {
             && c.url == config.url
             && c.headers == config.headers
             && c.remote_timeout == config.remote_timeout
+            && c.protobuf_message == config.protobuf_message
             && c.queue == config.queue
             && c.http.tls == config.http.tls
             && c.http.auth == config.http.auth
@@ -290,6 +392,20 @@ impl Endpoint {
         }
     }
 
+    /// Stops the senders at once (their unacknowledged batches stay in the
+    /// durable queue) so a successor can take the queue over.
+    async fn stop_for_handover(self) {
+        let Self {
+            shared,
+            runner,
+            abandon,
+        } = self;
+        let _ = abandon.send(true);
+        if let Err(e) = runner.await {
+            tracing::error!(remote_name = %shared.config.name, error = %e, "remote write task failed");
+        }
+    }
+
     /// The endpoint's status.
     pub(crate) fn status(&self) -> EndpointStatus {
         let s = &self.shared;
@@ -298,8 +414,11 @@ impl Endpoint {
         EndpointStatus {
             name: s.config.name.clone(),
             url: s.url.clone(),
-            protocol: "prometheus.WriteRequest (remote write 1.0)",
+            protocol: s.negotiator.current().describe(),
             queue_length: s.queue.len(),
+            disk_bytes: s.queue.disk_bytes(),
+            samples_collected: m.collected.get(),
+            samples_recovered: m.recovered.get(),
             shards: s.queue.shards(),
             samples_sent: m.sent.get(),
             samples_failed: m.failed.get(),
@@ -322,19 +441,30 @@ impl Endpoint {
 async fn run(
     shared: Arc<EndpointShared>,
     predecessor: Option<Endpoint>,
+    handover: bool,
     metrics: Metrics,
     abandon: watch::Receiver<bool>,
 ) {
     if let Some(old) = predecessor {
         let (name, url) = (old.shared.config.name.clone(), old.shared.url.clone());
-        old.drain(RELOAD_DRAIN_DEADLINE, Some(abandon.clone()))
-            .await;
+        if handover {
+            // Same durable queue: stop the old senders, then deal again
+            // what they held unacknowledged. Order is kept by the log.
+            old.stop_for_handover().await;
+            shared.queue.rewind();
+        } else {
+            old.drain(RELOAD_DRAIN_DEADLINE, Some(abandon.clone()))
+                .await;
+        }
         metrics.retire(&name, &url);
     }
     if *abandon.borrow() {
         return;
     }
-    let shards: Vec<_> = (0..shared.queue.shards())
+    let scaler = tokio::spawn(
+        super::shards::autoscale(Arc::clone(&shared), abandon.clone()).in_current_span(),
+    );
+    let shards: Vec<_> = (0..shared.queue.max_shards())
         .map(|i| {
             tokio::spawn(shard::run(Arc::clone(&shared), i, abandon.clone()).in_current_span())
         })
@@ -344,4 +474,5 @@ async fn run(
             tracing::error!(error = %e, "remote write shard failed");
         }
     }
+    scaler.abort();
 }

@@ -14,7 +14,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// Why samples were lost (the `reason` label); the one loss counter is
-/// `crowsnest_remote_write_samples_dropped_total`.
+/// `crowsnest_remote_write_dropped_samples_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DropReason {
     /// The shard's in-memory queue was at capacity (the durable queue will remove this loss).
@@ -27,16 +27,28 @@ pub enum DropReason {
     InvalidLabels,
     /// The request could not be encoded.
     Encode,
+    /// The oldest queued data was dropped to stay within the disk budget.
+    DiskFull,
+    /// Queued data was damaged on disk (checksum mismatch, torn write).
+    Corrupt,
+    /// The queue could not write to disk.
+    Io,
+    /// `write_relabel_configs` dropped the series.
+    RelabelDrop,
 }
 
 impl DropReason {
     /// Every reason, for status output and cleanup.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 9] = [
         Self::QueueFull,
         Self::Rejected,
         Self::Shutdown,
         Self::InvalidLabels,
         Self::Encode,
+        Self::DiskFull,
+        Self::Corrupt,
+        Self::Io,
+        Self::RelabelDrop,
     ];
 
     /// The label value.
@@ -47,6 +59,10 @@ impl DropReason {
             Self::Shutdown => "shutdown",
             Self::InvalidLabels => "invalid_labels",
             Self::Encode => "encode",
+            Self::DiskFull => "disk_full",
+            Self::Corrupt => "corrupt",
+            Self::Io => "io_error",
+            Self::RelabelDrop => "relabel_drop",
         }
     }
 }
@@ -90,11 +106,15 @@ fn duration_histogram() -> Histogram {
 /// The registered families.
 #[derive(Clone)]
 pub struct Metrics {
+    collected: Family<EndpointLabels, Counter>,
+    recovered: Family<EndpointLabels, Counter>,
     sent: Family<EndpointLabels, Counter>,
     failed: Family<EndpointLabels, Counter>,
     retried: Family<EndpointLabels, Counter>,
     dropped: Family<ReasonLabels, Counter>,
     queue_length: Family<EndpointLabels, Gauge>,
+    disk_bytes: Family<EndpointLabels, Gauge>,
+    disk_budget: Family<EndpointLabels, Gauge>,
     shards: Family<EndpointLabels, Gauge>,
     last_success: Family<EndpointLabels, Gauge<f64, AtomicU64>>,
     bytes: Family<EndpointLabels, Counter>,
@@ -108,11 +128,15 @@ impl Metrics {
     /// Creates and registers every family (call once per registry).
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self {
+            collected: Family::default(),
+            recovered: Family::default(),
             sent: Family::default(),
             failed: Family::default(),
             retried: Family::default(),
             dropped: Family::default(),
             queue_length: Family::default(),
+            disk_bytes: Family::default(),
+            disk_budget: Family::default(),
             shards: Family::default(),
             last_success: Family::default(),
             bytes: Family::default(),
@@ -122,13 +146,23 @@ impl Metrics {
         };
         let r = registry;
         r.register(
+            "crowsnest_remote_write_collected_samples",
+            "Samples handed to this endpoint. collected + recovered = sent + dropped + pending (queue_length).",
+            m.collected.clone(),
+        );
+        r.register(
+            "crowsnest_remote_write_recovered_samples",
+            "Samples found in the on-disk queue at start, left by the previous run.",
+            m.recovered.clone(),
+        );
+        r.register(
             "crowsnest_remote_write_samples",
             "Samples delivered (2xx).",
             m.sent.clone(),
         );
         r.register(
             "crowsnest_remote_write_samples_failed",
-            "Samples in batches the receiver rejected with a non-retryable status (also in samples_dropped_total{reason=\"rejected\"}).",
+            "Samples in batches the receiver rejected with a non-retryable status (also in dropped_samples_total{reason=\"rejected\"}).",
             m.failed.clone(),
         );
         r.register(
@@ -137,7 +171,7 @@ impl Metrics {
             m.retried.clone(),
         );
         r.register(
-            "crowsnest_remote_write_samples_dropped",
+            "crowsnest_remote_write_dropped_samples",
             "Samples lost, by reason.",
             m.dropped.clone(),
         );
@@ -145,6 +179,16 @@ impl Metrics {
             "crowsnest_remote_write_queue_length",
             "Samples queued or in flight, not yet acknowledged.",
             m.queue_length.clone(),
+        );
+        r.register(
+            "crowsnest_remote_write_queue_disk_bytes",
+            "Bytes of the endpoint's on-disk queue.",
+            m.disk_bytes.clone(),
+        );
+        r.register(
+            "crowsnest_remote_write_queue_disk_budget_bytes",
+            "The on-disk queue's budget (queue_config.disk_budget); the oldest samples are dropped beyond it.",
+            m.disk_budget.clone(),
         );
         r.register(
             "crowsnest_remote_write_shards",
@@ -191,11 +235,15 @@ impl Metrics {
             code: c,
         };
         EndpointMetrics {
+            collected: self.collected.get_or_create_owned(&e),
+            recovered: self.recovered.get_or_create_owned(&e),
             sent: self.sent.get_or_create_owned(&e),
             failed: self.failed.get_or_create_owned(&e),
             retried: self.retried.get_or_create_owned(&e),
             dropped: DropReason::ALL.map(|r| self.dropped.get_or_create_owned(&reason(r))),
             queue_length: self.queue_length.get_or_create_owned(&e),
+            disk_bytes: self.disk_bytes.get_or_create_owned(&e),
+            disk_budget: self.disk_budget.get_or_create_owned(&e),
             shards: self.shards.get_or_create_owned(&e),
             last_success: self.last_success.get_or_create_owned(&e),
             bytes: self.bytes.get_or_create_owned(&e),
@@ -230,10 +278,14 @@ impl Metrics {
             remote_name: remote_name.to_owned(),
             url: url.to_owned(),
         };
+        self.collected.remove(&e);
+        self.recovered.remove(&e);
         self.sent.remove(&e);
         self.failed.remove(&e);
         self.retried.remove(&e);
         self.queue_length.remove(&e);
+        self.disk_bytes.remove(&e);
+        self.disk_budget.remove(&e);
         self.shards.remove(&e);
         self.last_success.remove(&e);
         self.bytes.remove(&e);
@@ -258,6 +310,10 @@ impl Metrics {
 /// One endpoint's metric handles (shared with its family; cloning is cheap).
 #[derive(Clone, Debug)]
 pub struct EndpointMetrics {
+    /// Samples handed to the endpoint (before write relabeling).
+    pub collected: Counter,
+    /// Samples found queued on disk at start.
+    pub recovered: Counter,
     /// Samples delivered.
     pub sent: Counter,
     /// Samples rejected (non-retryable).
@@ -267,6 +323,10 @@ pub struct EndpointMetrics {
     dropped: [Counter; DropReason::ALL.len()],
     /// Pending samples.
     pub queue_length: Gauge,
+    /// Bytes of the on-disk queue.
+    pub disk_bytes: Gauge,
+    /// The on-disk queue's budget.
+    pub disk_budget: Gauge,
     /// Shard count.
     pub shards: Gauge,
     /// Unix seconds of the last success.
@@ -320,12 +380,14 @@ mod tests {
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
         for want in [
             r#"crowsnest_remote_write_samples_total{remote_name="r1",url="http://h/w"} 3"#,
-            r#"crowsnest_remote_write_samples_dropped_total{remote_name="r1",url="http://h/w",reason="queue_full"} 2"#,
+            r#"crowsnest_remote_write_dropped_samples_total{remote_name="r1",url="http://h/w",reason="queue_full"} 2"#,
             r#"crowsnest_remote_write_requests_total{remote_name="r1",url="http://h/w",code="5xx"} 1"#,
             r#"crowsnest_remote_write_requests_total{remote_name="r1",url="http://h/w",code="error"} 1"#,
             "crowsnest_remote_write_request_duration_seconds_bucket",
             "crowsnest_remote_write_last_success_timestamp_seconds{",
             "crowsnest_remote_write_queue_length{",
+            "crowsnest_remote_write_queue_disk_bytes{",
+            "crowsnest_remote_write_queue_disk_budget_bytes{",
             "crowsnest_remote_write_shards{",
             "crowsnest_remote_write_bytes_total{",
             "crowsnest_remote_write_samples_failed_total{",

@@ -1,29 +1,42 @@
-//! Remote write: per-endpoint sharded queue, request encoding (protobuf +
-//! snappy), sending and retries, following the Prometheus remote write 1.0
-//! specification to the letter.
+//! Remote write: per-endpoint durable queue, request encoding (protobuf +
+//! snappy, remote write 1.0 and 2.0), sending, retries and dynamic sharding.
 //!
 //! A sample's path: [`SampleSink::append`] (the [`RemoteWriter::sink`])
 //! -> per endpoint, `series` adds external labels and applies
-//! `write_relabel_configs` (cached per series) -> [`Queue`] (sharded by series
-//! hash) -> `shard` loop (batch by `max_samples_per_send` /
-//! `batch_send_deadline`) -> `encode` (protobuf written directly with cached
-//! label bytes, snappy block) -> HTTP POST -> `retry` (5xx, network errors,
-//! optionally 429 with Retry-After) -> ack.
+//! `write_relabel_configs` (cached per series) -> [`Queue`]: with
+//! `storage.path`, the on-disk [`disk::DiskQueue`] (one ordered, checksummed
+//! log per endpoint, dealt to shards by series hash; see `disk`), otherwise
+//! the bounded [`MemoryQueue`] -> `shard` loop (batch by
+//! `max_samples_per_send` / `batch_send_deadline`) -> `negotiate` picks the
+//! message -> `encode` (1.0, protobuf written directly with cached label
+//! bytes) or `encode_v2` (2.0, symbol table) -> snappy -> HTTP POST -> `retry`
+//! (5xx, network errors, optionally 429 with Retry-After) -> ack, which
+//! advances the durable reader position. `shards` resizes the shard count
+//! from throughput and backlog.
+//!
+//! Delivery is at-least-once. Accounting per endpoint always adds up:
+//! `collected + recovered = sent + dropped (by reason) + pending`.
 
 mod cache;
+pub mod disk;
 pub mod encode;
+pub mod encode_v2;
 mod endpoint;
 mod metrics;
+mod negotiate;
 pub mod proto;
+pub mod proto_v2;
 pub mod queue;
 mod retry;
 mod series;
 mod shard;
+mod shards;
 
 #[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -64,6 +77,15 @@ pub enum RemoteWriteError {
     /// Two endpoints share a name.
     #[error("remote_write: name {0:?} is used by more than one endpoint")]
     DuplicateName(String),
+    /// The on-disk queue could not be opened.
+    #[error("remote_write {name:?}: cannot open the on-disk queue")]
+    Queue {
+        /// Endpoint name.
+        name: String,
+        /// Why.
+        #[source]
+        source: disk::DiskQueueError,
+    },
 }
 
 impl RemoteWriteError {
@@ -73,6 +95,7 @@ impl RemoteWriteError {
             Self::Url { .. } => "url",
             Self::Client { .. } => "client",
             Self::DuplicateName(_) => "duplicate_name",
+            Self::Queue { .. } => "queue",
         }
     }
 }
@@ -86,8 +109,15 @@ pub struct EndpointStatus {
     pub url: String,
     /// Wire protocol spoken.
     pub protocol: &'static str,
-    /// Samples queued or in flight.
+    /// Samples pending: queued (in memory or on disk) or in flight.
+    /// `samples_collected + samples_recovered = samples_sent + sum(samples_dropped) + queue_length`.
     pub queue_length: usize,
+    /// Bytes of the on-disk queue (`None` for an in-memory queue).
+    pub disk_bytes: Option<u64>,
+    /// Samples handed to this endpoint since start (before write relabeling).
+    pub samples_collected: u64,
+    /// Samples found in the on-disk queue at start.
+    pub samples_recovered: u64,
     /// Sending shards.
     pub shards: usize,
     /// Samples delivered.
@@ -144,6 +174,8 @@ pub struct RemoteWriter {
     retiring: Vec<JoinHandle<()>>,
     /// Fires when shutdown's deadline passes, to cut retiring drains short.
     abort: watch::Sender<bool>,
+    /// Root of the on-disk queues (`storage.path`); `None`: in memory.
+    storage: Option<PathBuf>,
 }
 
 enum Plan {
@@ -154,7 +186,8 @@ enum Plan {
 }
 
 impl RemoteWriter {
-    /// A writer with no endpoints; registers the metric families once.
+    /// A writer with no endpoints and bounded in-memory queues (lost on
+    /// restart); registers the metric families once.
     pub fn new(registry: &mut prometheus_client::registry::Registry) -> Self {
         Self {
             metrics: Metrics::register(registry),
@@ -162,6 +195,19 @@ impl RemoteWriter {
             fanout: Arc::default(),
             retiring: Vec::new(),
             abort: watch::channel(false).0,
+            storage: None,
+        }
+    }
+
+    /// A writer whose endpoints queue on disk under
+    /// `storage/<endpoint name>-<hash>/`, surviving restarts and crashes.
+    pub fn with_storage(
+        registry: &mut prometheus_client::registry::Registry,
+        storage: PathBuf,
+    ) -> Self {
+        Self {
+            storage: Some(storage),
+            ..Self::new(registry)
         }
     }
 
@@ -193,7 +239,8 @@ impl RemoteWriter {
         for c in configs {
             let plan = match old.remove(&c.name) {
                 Some(e) if e.same_transport(c) => Ok(Plan::Keep(e)),
-                previous => Endpoint::prepare(c).map(|p| Plan::Start(Box::new(p), previous)),
+                previous => Endpoint::prepare(c, self.storage.as_deref(), previous.is_some())
+                    .map(|p| Plan::Start(Box::new(p), previous)),
             };
             match plan {
                 Ok(p) => plans.push(p),

@@ -1,6 +1,6 @@
-//! The queue between the sink and the shard senders, behind a trait so the
-//! durable on-disk queue (issue: durable delivery) can replace the in-memory
-//! one without touching the senders.
+//! The queue between the sink and the shard senders, behind a trait: the
+//! durable on-disk queue (`disk`) in the agent, the bounded in-memory one
+//! when no storage is given (library use, tests).
 //!
 //! Contract every implementation keeps:
 //! - A series always maps to the same shard ([`Series::hash`] modulo the shard
@@ -11,8 +11,8 @@
 //!   blocks the batches behind it.
 //! - Changing the shard count must first drain (send and ack) everything of
 //!   the old layout, then rehash: never reorder a series. The in-memory queue
-//!   has a fixed shard count; a new count means a new queue started after the
-//!   old one drained (see `endpoint`).
+//!   has a fixed shard count; the disk queue switches on [`Queue::set_shards`]
+//!   once everything dealt under the old count is acknowledged.
 //!
 //! [`Series::hash`]: crate::model::Series::hash
 
@@ -34,6 +34,9 @@ pub struct Batch {
     pub shard: usize,
     /// The samples, in append order.
     pub samples: Vec<Sample>,
+    /// Which stored records the samples came from, as `(record, samples)`
+    /// runs (empty for the in-memory queue); what [`Queue::ack`] releases.
+    pub records: Vec<(u64, u32)>,
 }
 
 /// What happened to the samples handed to [`Queue::append`].
@@ -49,8 +52,19 @@ pub struct Appended {
 
 /// A sharded sample queue with explicit acknowledgement.
 pub trait Queue: Send + Sync {
-    /// Number of shards (fixed for the life of the queue).
+    /// Number of shards receiving samples now.
     fn shards(&self) -> usize;
+
+    /// Most shards this queue can use: consumers run for `0..max_shards()`;
+    /// shards at or beyond [`Queue::shards`] get nothing until resharding.
+    fn max_shards(&self) -> usize {
+        self.shards()
+    }
+
+    /// Asks for `n` shards. A queue that supports it switches once every
+    /// sample dealt under the old count is acknowledged (so a series is
+    /// never sent by two shards at once); others ignore it.
+    fn set_shards(&self, _n: usize) {}
 
     /// Adds samples, sharded by series hash. Never blocks or waits.
     fn append(&self, samples: Vec<Sample>) -> Appended;
@@ -69,6 +83,21 @@ pub trait Queue: Send + Sync {
 
     /// The batch was delivered (or permanently rejected): remove it for good.
     fn ack(&self, batch: &Batch);
+
+    /// Forgets which samples were handed out but not acknowledged, so that
+    /// new consumers get them again (a durable queue re-reads its log; the
+    /// in-memory queue cannot and does nothing). Call only when no consumer runs.
+    fn rewind(&self) {}
+
+    /// Applies changed queue settings to a queue taken over by a replaced
+    /// endpoint (budget, window, shard bounds, fsync interval). The
+    /// in-memory queue is never taken over and ignores it.
+    fn retune(&self, _config: &crate::config::QueueConfig) {}
+
+    /// Bytes used on disk, for a durable queue.
+    fn disk_bytes(&self) -> Option<u64> {
+        None
+    }
 
     /// Refuses further appends; consumers drain what is queued, then get `None`.
     fn close(&self);
@@ -197,7 +226,11 @@ impl Queue for MemoryQueue {
                         let take = n.min(max);
                         let samples: Vec<Sample> = st.queued.drain(..take).collect();
                         st.in_flight += take;
-                        return Some(Batch { shard, samples });
+                        return Some(Batch {
+                            shard,
+                            samples,
+                            records: Vec::new(),
+                        });
                     }
                     if n == 0 && closed {
                         return None;

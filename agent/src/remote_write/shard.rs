@@ -4,14 +4,17 @@
 //! what keeps every series in timestamp order (spec 1.0 §Ordering).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use super::encode::{Encoder, build_request};
+use super::encode::{EncodeError, Encoded, Encoder, build_request};
+use super::encode_v2::EncoderV2;
 use super::endpoint::EndpointShared;
 use super::metrics::DropReason;
+use super::negotiate::{Negotiated, Wire};
 use super::retry::{Backoff, Verdict, retry_after, verdict};
 
 /// Error bodies are logged verbatim up to this many bytes.
@@ -33,6 +36,27 @@ enum Delivery {
     Delivered,
     Rejected,
     Abandoned,
+    /// The receiver does not speak 2.0: encode as 1.0 and send again.
+    FallBack,
+}
+
+/// Both encoders of a shard.
+struct Encoders {
+    v1: Encoder,
+    v2: EncoderV2,
+}
+
+impl Encoders {
+    fn encode(
+        &mut self,
+        wire: Wire,
+        samples: &[crate::model::Sample],
+    ) -> Result<Encoded, EncodeError> {
+        match wire {
+            Wire::V1 => self.v1.encode(samples),
+            Wire::V2 => self.v2.encode(samples),
+        }
+    }
 }
 
 /// Resolves once the endpoint gives up on unsent data (or is dropped).
@@ -47,7 +71,10 @@ pub(crate) async fn run(
     shard: usize,
     mut abandon: watch::Receiver<bool>,
 ) {
-    let mut encoder = Encoder::new(LABEL_CACHE_PER_SHARD);
+    let mut encoder = Encoders {
+        v1: Encoder::new(LABEL_CACHE_PER_SHARD),
+        v2: EncoderV2::new(),
+    };
     let mut last_invalid_warn: Option<Instant> = None;
     let q = &shared.config.queue;
     loop {
@@ -59,44 +86,72 @@ pub(crate) async fn run(
             () = abandoned(&mut abandon) => return,
         };
         let Some(batch) = batch else { return };
-        match encoder.encode(&batch.samples) {
-            Ok(encoded) => {
-                shared
-                    .metrics
-                    .drop_samples(DropReason::InvalidLabels, encoded.invalid);
-                if encoded.invalid > 0
-                    && last_invalid_warn.is_none_or(|t| t.elapsed() >= WARN_EVERY)
-                {
-                    last_invalid_warn = Some(Instant::now());
-                    tracing::warn!(
-                        samples = encoded.invalid,
-                        first = %encoded.first_invalid.as_ref().map(ToString::to_string).unwrap_or_default(),
-                        "dropped samples whose labels break the remote write 1.0 label rules"
-                    );
-                }
-                if encoded.samples > 0 {
-                    match send(&shared, encoded.body, encoded.samples, &mut abandon).await {
-                        Delivery::Delivered | Delivery::Rejected => {}
-                        // Not acknowledged: the endpoint counts what is left.
-                        Delivery::Abandoned => return,
-                    }
-                }
-            }
-            Err(e) => {
-                shared
-                    .metrics
-                    .drop_samples(DropReason::Encode, batch.samples.len());
-                tracing::error!(error = %e, kind = e.kind(), samples = batch.samples.len(), "could not encode a batch; dropped");
-            }
+        if deliver(
+            &shared,
+            &mut encoder,
+            &batch,
+            &mut abandon,
+            &mut last_invalid_warn,
+        )
+        .await
+        {
+            // Not acknowledged: the endpoint counts what is left (or it stays on disk).
+            return;
         }
         shared.queue.ack(&batch);
         shared.update_queue_gauge();
     }
 }
 
+/// Encodes and sends one batch until it is delivered or rejected, in the
+/// message the endpoint negotiates. True when abandoned.
+async fn deliver(
+    shared: &EndpointShared,
+    encoder: &mut Encoders,
+    batch: &super::queue::Batch,
+    abandon: &mut watch::Receiver<bool>,
+    last_invalid_warn: &mut Option<Instant>,
+) -> bool {
+    loop {
+        let wire = shared.negotiator.wire();
+        let encoded = match encoder.encode(wire, &batch.samples) {
+            Ok(encoded) => encoded,
+            Err(e) => {
+                shared
+                    .metrics
+                    .drop_samples(DropReason::Encode, batch.samples.len());
+                tracing::error!(error = %e, kind = e.kind(), samples = batch.samples.len(), "could not encode a batch; dropped");
+                return false;
+            }
+        };
+        if encoded.samples > 0 {
+            match send(shared, wire, encoded.body, encoded.samples, abandon).await {
+                Delivery::Delivered | Delivery::Rejected => {}
+                Delivery::Abandoned => return true,
+                // Invalid samples are counted by the 1.0 encoding that follows.
+                Delivery::FallBack => continue,
+            }
+        }
+        // Counted once the batch is settled, so a re-encoding never counts twice.
+        shared
+            .metrics
+            .drop_samples(DropReason::InvalidLabels, encoded.invalid);
+        if encoded.invalid > 0 && last_invalid_warn.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
+            *last_invalid_warn = Some(Instant::now());
+            tracing::warn!(
+                samples = encoded.invalid,
+                first = %encoded.first_invalid.as_ref().map(ToString::to_string).unwrap_or_default(),
+                "dropped samples whose labels break the remote write label rules"
+            );
+        }
+        return false;
+    }
+}
+
 /// Sends one request body until it is delivered, rejected or abandoned.
 async fn send(
     shared: &EndpointShared,
+    wire: Wire,
     body: Bytes,
     samples: usize,
     abandon: &mut watch::Receiver<bool>,
@@ -106,7 +161,11 @@ async fn send(
     let mut backoff = Backoff::new(cfg.queue.min_backoff, cfg.queue.max_backoff);
     let mut failures: u32 = 0;
     loop {
-        let req = match build_request(&shared.uri, &shared.headers, body.clone()) {
+        let headers = match wire {
+            Wire::V1 => &shared.headers,
+            Wire::V2 => &shared.headers_v2,
+        };
+        let req = match build_request(&shared.uri, headers, body.clone()) {
             Ok(r) => r,
             Err(e) => {
                 m.drop_samples(DropReason::Encode, samples);
@@ -119,10 +178,28 @@ async fn send(
             r = shared.client.send(req, cfg.remote_timeout, MAX_RESPONSE_BODY) => r,
             () = abandoned(abandon) => return Delivery::Abandoned,
         };
-        m.duration.observe(started.elapsed().as_secs_f64());
+        let took = started.elapsed();
+        m.duration.observe(took.as_secs_f64());
+        let ok = matches!(&result, Ok(r) if r.status.is_success());
+        if ok {
+            shared.busy_nanos.fetch_add(
+                u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
+        } else {
+            shared.failures.fetch_add(1, Ordering::Relaxed);
+        }
         let (error, delay) = match result {
             Ok(resp) => {
                 m.request(resp.status);
+                if shared
+                    .negotiator
+                    .on_response(wire, resp.status, &resp.headers)
+                    == Negotiated::FallBack
+                {
+                    m.retried.inc_by(samples as u64);
+                    return Delivery::FallBack;
+                }
                 match verdict(resp.status, cfg.queue.retry_on_http_429) {
                     Verdict::Delivered => {
                         let now = SystemTime::now();

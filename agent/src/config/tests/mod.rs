@@ -262,6 +262,7 @@ fn full_prometheus_style_config() {
             min_backoff: Duration::from_millis(100),
             max_backoff: secs(10),
             retry_on_http_429: true,
+            ..QueueConfig::default()
         }
     );
     assert_eq!(vm.name, "vm");

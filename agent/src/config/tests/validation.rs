@@ -339,6 +339,25 @@ const CASES: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "remote_write:\n- url: http://a/w\n  queue_config:\n    disk_budget: 1KiB\n",
+        &["remote_write[0].queue_config.disk_budget (1024 bytes) is below the minimum of 1MiB"],
+    ),
+    (
+        "remote_write:\n- url: http://a/w\n  queue_config:\n    disk_budget: lots\n",
+        &["remote_write[0].queue_config.disk_budget:"],
+    ),
+    (
+        "remote_write:\n- url: http://a/w\n  queue_config:\n    fsync_interval: 0s\n",
+        &["remote_write[0].queue_config.fsync_interval is 0"],
+    ),
+    (
+        "remote_write:\n- url: http://a/w\n  protobuf_message: v2\n",
+        &[
+            "remote_write[0].protobuf_message (\"v2\") is not a known message",
+            "io.prometheus.write.v2.Request or auto",
+        ],
+    ),
+    (
         "remote_write:\n- url: http://a/w\n  queue_config:\n    capacity: 0\n",
         &[
             "remote_write[0].queue_config.capacity (0) is out of range",

@@ -1,8 +1,10 @@
 //! End-to-end tests: a real `RemoteWriter` against the in-process receiver.
 
+mod durable;
 mod lifecycle;
 mod receiver;
 mod relabel;
+mod v2;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,7 +13,7 @@ use prometheus_client::registry::Registry;
 
 use self::receiver::{Receiver, Reply};
 use super::{EndpointStatus, RemoteWriter};
-use crate::config::{QueueConfig, RemoteWriteConfig};
+use crate::config::{ProtobufMessage, QueueConfig, RemoteWriteConfig};
 use crate::model::{Labels, MetricType, Sample, Series, SeriesRef, stale_nan};
 use crate::relabel::Rules;
 
@@ -34,6 +36,7 @@ fn config(name: &str, url: url::Url, tune: impl FnOnce(&mut QueueConfig)) -> Rem
         http: Default::default(),
         write_relabel_configs: Rules::default(),
         queue,
+        protobuf_message: ProtobufMessage::V1,
     }
 }
 

@@ -15,7 +15,20 @@ use prost::Message;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::remote_write::proto::WriteRequest;
+use crate::remote_write::proto::{Label, Sample, TimeSeries, WriteRequest};
+use crate::remote_write::proto_v2;
+
+/// How the receiver treats remote write 2.0 requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum V2 {
+    /// Decodes 2.0 (checking the symbol table, refs and metadata) and sends
+    /// the `-Written` headers.
+    Speaks,
+    /// Answers 415 to anything but the 1.0 message.
+    Refuses,
+    /// A 1.0 receiver that ignores Content-Type: decodes every body as 1.0.
+    Blind,
+}
 
 /// How to answer one request.
 #[derive(Clone, Debug)]
@@ -24,6 +37,8 @@ pub struct Reply {
     pub headers: Vec<(&'static str, String)>,
     pub body: &'static str,
     pub delay: Duration,
+    /// Drop the connection without answering (after `delay`).
+    pub reset: bool,
 }
 
 impl Reply {
@@ -33,6 +48,15 @@ impl Reply {
             headers: vec![],
             body: "",
             delay: Duration::ZERO,
+            reset: false,
+        }
+    }
+
+    /// Closes the connection without a response.
+    pub fn reset() -> Self {
+        Self {
+            reset: true,
+            ..Self::status(0)
         }
     }
 }
@@ -44,6 +68,8 @@ pub struct Received {
     pub path: String,
     pub headers: http::HeaderMap,
     pub request: WriteRequest,
+    /// The message the request carried was 2.0 (decoded as such).
+    pub v2: bool,
     pub status: u16,
     pub at: tokio::time::Instant,
 }
@@ -76,6 +102,9 @@ struct State {
     decode_errors: AtomicUsize,
     count: AtomicUsize,
     policy: Box<Policy>,
+    v2: V2,
+    /// 2.0 requests that broke a structural rule, with why.
+    v2_errors: Mutex<Vec<String>>,
 }
 
 /// The receiver; stops when dropped.
@@ -102,6 +131,15 @@ impl Receiver {
         addr: &str,
         policy: impl Fn(usize) -> Reply + Send + Sync + 'static,
     ) -> Self {
+        Self::start_v2(addr, V2::Speaks, policy).await
+    }
+
+    /// Like [`Self::start_at`], treating 2.0 requests as `v2` says.
+    pub async fn start_v2(
+        addr: &str,
+        v2: V2,
+        policy: impl Fn(usize) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let state = Arc::new(State {
@@ -109,6 +147,8 @@ impl Receiver {
             decode_errors: AtomicUsize::new(0),
             count: AtomicUsize::new(0),
             policy: Box::new(policy),
+            v2,
+            v2_errors: Mutex::default(),
         });
         let st = Arc::clone(&state);
         let task = tokio::spawn(async move {
@@ -133,6 +173,11 @@ impl Receiver {
 
     pub fn received(&self) -> Vec<Received> {
         self.state.received.lock().expect("lock").clone()
+    }
+
+    /// Structural errors found in 2.0 requests.
+    pub fn v2_errors(&self) -> Vec<String> {
+        self.state.v2_errors.lock().expect("lock").clone()
     }
 
     pub fn decode_errors(&self) -> usize {
@@ -169,17 +214,39 @@ impl Receiver {
 async fn handle(
     st: Arc<State>,
     req: http::Request<hyper::body::Incoming>,
-) -> Result<http::Response<Full<Bytes>>, std::convert::Infallible> {
+) -> Result<http::Response<Full<Bytes>>, std::io::Error> {
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let decoded = snap::raw::Decoder::new()
-        .decompress_vec(&body)
-        .ok()
-        .and_then(|raw| WriteRequest::decode(raw.as_slice()).ok());
+    let is_v2 = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("proto=io.prometheus.write.v2.Request"));
+    if is_v2 && st.v2 == V2::Refuses {
+        return Ok(http::Response::builder()
+            .status(415)
+            .body(Full::new(Bytes::from("unsupported proto")))
+            .expect("response"));
+    }
+    let raw = snap::raw::Decoder::new().decompress_vec(&body).ok();
+    let decoded = raw.and_then(|raw| {
+        if is_v2 && st.v2 == V2::Speaks {
+            let req = proto_v2::Request::decode(raw.as_slice()).ok()?;
+            match check_v2(&req) {
+                Ok(v1) => Some(v1),
+                Err(e) => {
+                    st.v2_errors.lock().expect("lock").push(e);
+                    None
+                }
+            }
+        } else {
+            WriteRequest::decode(raw.as_slice()).ok()
+        }
+    });
     let Some(request) = decoded else {
         st.decode_errors.fetch_add(1, Ordering::SeqCst);
         return Ok(http::Response::builder()
@@ -189,20 +256,99 @@ async fn handle(
     };
     let n = st.count.fetch_add(1, Ordering::SeqCst);
     let reply = (st.policy)(n);
+    let written: usize = request.timeseries.iter().map(|t| t.samples.len()).sum();
     st.received.lock().expect("lock").push(Received {
         method: parts.method,
         path: parts.uri.path().to_owned(),
         headers: parts.headers,
         request,
+        v2: is_v2 && st.v2 == V2::Speaks,
         status: reply.status,
         at: tokio::time::Instant::now(),
     });
     tokio::time::sleep(reply.delay).await;
+    if reply.reset {
+        // An error from the service makes hyper drop the connection.
+        return Err(std::io::Error::other("reset"));
+    }
     let mut resp = http::Response::builder().status(reply.status);
+    if is_v2 && st.v2 == V2::Speaks && (200..300).contains(&reply.status) {
+        resp = resp.header(
+            "x-prometheus-remote-write-samples-written",
+            written.to_string(),
+        );
+    }
     for (k, v) in &reply.headers {
         resp = resp.header(*k, v);
     }
     Ok(resp
         .body(Full::new(Bytes::from_static(reply.body.as_bytes())))
         .expect("response"))
+}
+
+/// Checks the 2.0 structure (symbols start with "", refs in range and in
+/// pairs, label names sorted and unique, metadata present) and converts it to
+/// the 1.0 shape the tests compare.
+fn check_v2(req: &proto_v2::Request) -> Result<WriteRequest, String> {
+    if req.symbols.first().map(String::as_str) != Some("") {
+        return Err("symbols[0] is not the empty string".into());
+    }
+    let sym = |r: u32| {
+        req.symbols
+            .get(r as usize)
+            .cloned()
+            .ok_or_else(|| format!("ref {r} out of range"))
+    };
+    let mut out = WriteRequest::default();
+    for ts in &req.timeseries {
+        if ts.labels_refs.is_empty() || ts.labels_refs.len() % 2 != 0 {
+            return Err(format!(
+                "labels_refs has odd or zero length {}",
+                ts.labels_refs.len()
+            ));
+        }
+        let mut labels = Vec::new();
+        for p in ts.labels_refs.chunks(2) {
+            let (name, value) = (sym(p[0])?, sym(p[1])?);
+            if name.is_empty() || value.is_empty() {
+                return Err("empty label name or value".into());
+            }
+            labels.push(Label { name, value });
+        }
+        if labels
+            .windows(2)
+            .any(|w| w[0].name.as_bytes() >= w[1].name.as_bytes())
+        {
+            return Err("label refs not sorted by name".into());
+        }
+        let Some(meta) = &ts.metadata else {
+            return Err("no metadata".into());
+        };
+        if proto_v2::MetricType::try_from(meta.r#type).is_err() {
+            return Err(format!("unknown metric type {}", meta.r#type));
+        }
+        sym(meta.help_ref)?;
+        sym(meta.unit_ref)?;
+        if ts
+            .samples
+            .windows(2)
+            .any(|w| w[0].timestamp > w[1].timestamp)
+        {
+            return Err("samples out of order within a series".into());
+        }
+        out.timeseries.push(TimeSeries {
+            labels,
+            samples: ts
+                .samples
+                .iter()
+                .map(|s| Sample {
+                    value: s.value,
+                    timestamp: s.timestamp,
+                })
+                .collect(),
+            exemplars: Vec::new(),
+            histograms: Vec::new(),
+        });
+    }
+    Ok(out)
 }

@@ -1,0 +1,464 @@
+//! The durable queue: an append-only log of checksummed records per
+//! endpoint, under `storage.path/<endpoint>/`.
+//!
+//! - `record`: frame and payload format (CRC32C, series records + samples by id).
+//! - `segment`: segment files and reading frames with resynchronisation.
+//! - `position`: the atomically replaced reader position.
+//! - `recover`: validation at open; torn tails cut at the last good record.
+//! - `state`: writer, reader cursor, shard windows, acknowledgement, budget.
+//!
+//! Durability: every append is written (`write(2)`) before `append`
+//! returns, so a killed process loses nothing; data is fsynced every
+//! `fsync_interval`, so a power loss loses at most that much. The position
+//! is replaced on every acknowledgement (rename) and fsynced with the data,
+//! so after a crash at most the unacknowledged window is sent again.
+
+mod position;
+mod record;
+mod recover;
+mod segment;
+mod state;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+pub use self::state::Losses;
+use self::state::State;
+use super::queue::{Appended, Batch, Queue};
+use crate::model::Sample;
+
+/// Settings of one disk queue.
+#[derive(Debug, Clone)]
+pub struct DiskOptions {
+    /// The endpoint's directory.
+    pub dir: PathBuf,
+    /// Shards at start.
+    pub shards: usize,
+    /// Most shards (tasks started).
+    pub max_shards: usize,
+    /// Samples held in memory per shard, ahead of sending.
+    pub window: usize,
+    /// Bytes on disk at most; the oldest segments are dropped beyond it.
+    pub budget: u64,
+    /// How often written data is fsynced.
+    pub fsync_interval: Duration,
+}
+
+impl DiskOptions {
+    /// Segment size: small enough that dropping one frees a fraction of the
+    /// budget, large enough that files stay few.
+    fn segment_size(&self) -> u64 {
+        segment_size(self.budget)
+    }
+}
+
+/// Callback receiving losses as they happen (for the dropped counters).
+pub type LossSink = Box<dyn Fn(Losses) + Send + Sync>;
+
+/// Errors opening a disk queue.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the queue directory {dir}")]
+pub struct DiskQueueError {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl DiskQueueError {
+    /// Short kind for metric labels and logs.
+    pub fn kind(&self) -> &'static str {
+        match self.source.kind() {
+            std::io::ErrorKind::PermissionDenied => "permission_denied",
+            std::io::ErrorKind::StorageFull => "disk_full",
+            std::io::ErrorKind::ReadOnlyFilesystem => "read_only",
+            std::io::ErrorKind::WouldBlock => "in_use",
+            _ => "io",
+        }
+    }
+}
+
+/// Shard wake-ups allocated up front, so `max_shards` can grow on reload.
+const MIN_SHARD_SLOTS: usize = 256;
+
+struct Inner {
+    state: Mutex<State>,
+    /// The fsync interval in nanoseconds (changeable by [`Queue::retune`]).
+    fsync_nanos: AtomicU64,
+    ready: Box<[Notify]>,
+    closed: AtomicBool,
+    /// Set by tests that simulate a crash: nothing more reaches the disk.
+    crashed: AtomicBool,
+    on_loss: LossSink,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wake_all(&self) {
+        for n in &self.ready {
+            n.notify_one();
+        }
+    }
+
+    fn report(&self, st: &mut State) {
+        let l = std::mem::take(&mut st.losses);
+        if l != Losses::default() {
+            (self.on_loss)(l);
+        }
+    }
+
+    /// Makes written data and the position durable.
+    fn flush(&self) {
+        if self.crashed.load(Ordering::Acquire) {
+            return;
+        }
+        let (file, dir_dirty) = {
+            let mut st = self.lock();
+            let file = std::mem::take(&mut st.dirty).then(|| st.active_handle());
+            if st.position_dirty || file.is_some() {
+                match position::store(&st.dir, st.committed, true) {
+                    Ok(()) => st.position_dirty = false,
+                    Err(e) => tracing::error!(error = %e, "cannot store the queue position"),
+                }
+            }
+            (
+                file,
+                std::mem::take(&mut st.dir_dirty).then(|| st.dir.clone()),
+            )
+        };
+        if let Some(Ok(f)) = file
+            && let Err(e) = f.sync_data()
+        {
+            tracing::error!(error = %e, "cannot fsync the queue segment");
+        }
+        if let Some(dir) = dir_dirty
+            && let Err(e) = position::sync_dir(&dir)
+        {
+            tracing::error!(error = %e, "cannot fsync the queue directory");
+        }
+    }
+}
+
+/// The durable queue. See the module docs.
+pub struct DiskQueue {
+    inner: Arc<Inner>,
+    /// Consumers run for `0..max_shards`; at most `inner.ready.len()`.
+    max_shards: AtomicUsize,
+    /// Samples found at open: pending then, plus torn tails cut (counted as
+    /// dropped `corrupt`), so the accounting identity holds from the start.
+    recovered: u64,
+    /// Held exclusively for the queue's life: two queues (or two agents)
+    /// appending to one directory would interleave garbage.
+    _lock: std::fs::File,
+    /// Dropping it stops the flusher thread.
+    _stop: mpsc::Sender<()>,
+}
+
+impl DiskQueue {
+    /// Opens (or creates) the queue in `opts.dir`, recovering what a
+    /// previous run left there.
+    pub fn open(opts: &DiskOptions, on_loss: LossSink) -> Result<Self, DiskQueueError> {
+        let max_shards = opts.max_shards.max(opts.shards).max(1);
+        let err = |source| DiskQueueError {
+            dir: opts.dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&opts.dir).map_err(err)?;
+        let lock = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(opts.dir.join("lock"))
+            .map_err(err)?;
+        lock.try_lock().map_err(|e| err(e.into()))?;
+        let mut state = State::open(
+            opts.dir.clone(),
+            opts.shards,
+            opts.window,
+            opts.budget,
+            opts.segment_size(),
+        )
+        .map_err(|source| DiskQueueError {
+            dir: opts.dir.clone(),
+            source,
+        })?;
+        let recovered = state.pending + state.losses.corrupt;
+        let inner = Arc::new(Inner {
+            ready: (0..max_shards.max(MIN_SHARD_SLOTS))
+                .map(|_| Notify::new())
+                .collect(),
+            fsync_nanos: AtomicU64::new(nanos(opts.fsync_interval)),
+            closed: AtomicBool::new(false),
+            crashed: AtomicBool::new(false),
+            on_loss,
+            state: Mutex::new({
+                state.store_position();
+                state
+            }),
+        });
+        if recovered > 0 {
+            tracing::info!(dir = %opts.dir.display(), samples = recovered, "resuming the queue left by the previous run");
+        }
+        let (stop, stopped) = mpsc::channel::<()>();
+        let weak = Arc::downgrade(&inner);
+        let mut interval = opts.fsync_interval;
+        let spawned = std::thread::Builder::new()
+            .name("queue-fsync".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(interval.max(Duration::from_millis(1)))
+                {
+                    match weak.upgrade() {
+                        Some(inner) => {
+                            inner.flush();
+                            interval =
+                                Duration::from_nanos(inner.fsync_nanos.load(Ordering::Relaxed));
+                        }
+                        None => return,
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            return Err(DiskQueueError {
+                dir: opts.dir.clone(),
+                source: e,
+            });
+        }
+        Ok(Self {
+            inner,
+            recovered,
+            max_shards: AtomicUsize::new(max_shards),
+            _lock: lock,
+            _stop: stop,
+        })
+    }
+
+    /// Samples found on disk at open that are still to be delivered, plus
+    /// the current backlog; same as [`Queue::len`].
+    pub fn pending(&self) -> u64 {
+        self.inner.lock().pending
+    }
+
+    /// Samples the previous run left (see the field).
+    pub fn recovered(&self) -> u64 {
+        self.recovered
+    }
+
+    /// Bytes the queue occupies on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.inner.lock().disk_bytes()
+    }
+
+    /// The directory of the queue.
+    pub fn dir(&self) -> PathBuf {
+        self.inner.lock().dir.clone()
+    }
+
+    /// Makes everything written durable now.
+    pub fn flush(&self) {
+        self.inner.flush();
+    }
+}
+
+/// Segment size for a budget: small enough that dropping one frees a
+/// fraction of the budget, large enough that files stay few.
+fn segment_size(budget: u64) -> u64 {
+    (budget / 8).clamp(4096, 64 << 20)
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The directory of endpoint `name` under `root`: the name with every
+/// character outside `[A-Za-z0-9._-]` replaced, plus a short hash of the
+/// exact name so two names that sanitize alike never share a queue.
+pub fn endpoint_dir(root: &Path, name: &str) -> PathBuf {
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    root.join(format!("{clean}-{:08x}", crc32c::crc32c(name.as_bytes())))
+}
+
+impl Queue for DiskQueue {
+    fn shards(&self) -> usize {
+        self.inner.lock().shards
+    }
+
+    fn max_shards(&self) -> usize {
+        self.max_shards.load(Ordering::Relaxed)
+    }
+
+    fn retune(&self, config: &crate::config::QueueConfig) {
+        let max = config.max_shards.clamp(1, self.inner.ready.len());
+        self.max_shards.store(max, Ordering::Relaxed);
+        self.inner
+            .fsync_nanos
+            .store(nanos(config.fsync_interval), Ordering::Relaxed);
+        let mut st = self.inner.lock();
+        st.retune(
+            config.disk_budget,
+            config.capacity,
+            segment_size(config.disk_budget),
+        );
+        self.inner.report(&mut st);
+        st.want_shards = st.want_shards.clamp(config.min_shards.max(1), max);
+        drop(st);
+        self.inner.wake_all();
+    }
+
+    fn set_shards(&self, n: usize) {
+        let mut st = self.inner.lock();
+        st.want_shards = n.clamp(1, self.max_shards.load(Ordering::Relaxed));
+        drop(st);
+        self.inner.wake_all();
+    }
+
+    fn append(&self, samples: Vec<Sample>) -> Appended {
+        let mut out = Appended::default();
+        if self.inner.closed.load(Ordering::Acquire) {
+            out.closed = samples.len();
+            return out;
+        }
+        {
+            let mut st = self.inner.lock();
+            out.accepted = st.append(&samples);
+            self.inner.report(&mut st);
+        }
+        self.inner.wake_all();
+        out
+    }
+
+    fn next_batch(
+        &self,
+        shard: usize,
+        max: usize,
+        linger: Duration,
+    ) -> BoxFuture<'_, Option<Batch>> {
+        Box::pin(async move {
+            let inner = &*self.inner;
+            let ready = inner.ready.get(shard)?;
+            let max = max.max(1);
+            let mut deadline = Instant::now() + linger;
+            loop {
+                let notified = ready.notified();
+                let now = Instant::now();
+                {
+                    let mut st = inner.lock();
+                    if st.pump() {
+                        inner.wake_all();
+                    }
+                    inner.report(&mut st);
+                    st.store_position();
+                    let closed = inner.closed.load(Ordering::Acquire);
+                    let n = st
+                        .windows
+                        .get(shard)
+                        .map_or(0, std::collections::VecDeque::len);
+                    if n >= max || (n > 0 && (closed || now >= deadline)) {
+                        let take = n.min(max);
+                        let mut samples = Vec::with_capacity(take);
+                        let mut records: Vec<(u64, u32)> = Vec::new();
+                        if let Some(w) = st.windows.get_mut(shard) {
+                            for item in w.drain(..take) {
+                                match records.last_mut() {
+                                    Some((r, c)) if *r == item.record => *c += 1,
+                                    _ => records.push((item.record, 1)),
+                                }
+                                samples.push(item.sample);
+                            }
+                        }
+                        return Some(Batch {
+                            shard,
+                            samples,
+                            records,
+                        });
+                    }
+                    if n == 0 && closed && st.caught_up() && !st.resharding() {
+                        return None;
+                    }
+                }
+                if now >= deadline {
+                    deadline = now + linger;
+                }
+                tokio::select! {
+                    () = notified => {}
+                    () = tokio::time::sleep_until(deadline) => {}
+                }
+            }
+        })
+    }
+
+    fn ack(&self, batch: &Batch) {
+        {
+            let mut st = self.inner.lock();
+            for &(record, n) in &batch.records {
+                st.ack(record, n);
+            }
+            st.advance();
+            st.store_position();
+        }
+        self.inner.wake_all();
+    }
+
+    fn rewind(&self) {
+        self.inner.lock().rewind();
+        self.inner.wake_all();
+    }
+
+    fn disk_bytes(&self) -> Option<u64> {
+        Some(DiskQueue::disk_bytes(self))
+    }
+
+    fn close(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        self.inner.wake_all();
+    }
+
+    fn len(&self) -> usize {
+        usize::try_from(self.pending()).unwrap_or(usize::MAX)
+    }
+
+    fn abandon(&self) -> usize {
+        self.close();
+        self.inner.flush();
+        // Everything unacknowledged stays on disk for the next start.
+        0
+    }
+}
+
+#[cfg(test)]
+impl DiskQueue {
+    /// Simulates a killed process: stops without flushing or storing anything.
+    pub(crate) fn crash(self) {
+        self.inner.crashed.store(true, Ordering::Release);
+    }
+}
+
+impl Drop for DiskQueue {
+    fn drop(&mut self) {
+        self.inner.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,384 @@
+//! The queue's state behind one lock: the writer end (active segment, series
+//! ids), the reader end (cursor, per-shard windows, unacknowledged records)
+//! and the disk budget.
+//!
+//! Design: one ordered log per endpoint, read by one cursor that deals
+//! samples to per-shard in-memory windows by series hash. Appends and replay
+//! share the log, so a backlog and fresh data are sent in exactly the order
+//! they were collected, and memory is bounded by the windows (not the
+//! backlog). The reader position advances only over a prefix of records
+//! whose samples were all acknowledged.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::position::{self, Position};
+use super::record;
+use super::segment;
+use crate::model::{Sample, SeriesRef};
+
+mod reader;
+
+/// Samples per record at most; a record is also the unit of acknowledgement.
+pub(crate) const RECORD_SAMPLES: usize = 4096;
+
+/// Records read per lock hold, so appends are never held up for long.
+const READ_PER_PUMP: usize = 64;
+
+/// Losses the queue reports to the endpoint's counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Losses {
+    /// Unread samples of segments dropped to stay within the budget.
+    pub disk_full: u64,
+    /// Samples in damaged records, or referring to a damaged series record.
+    pub corrupt: u64,
+    /// Samples that could not be written (I/O error).
+    pub io: u64,
+}
+
+struct SegMeta {
+    seq: u64,
+    bytes: u64,
+    /// Samples in the segment still counted as pending when written/recovered.
+    samples: u64,
+    /// Of those, samples the reader has taken (or counted as damaged).
+    read: u64,
+}
+
+struct Rec {
+    end: Position,
+    /// Samples dealt to shards.
+    placed: u32,
+    /// Of those, not yet acknowledged.
+    remaining: u32,
+}
+
+/// One sample waiting in a shard window, with the record it came from.
+pub(crate) struct Windowed {
+    pub(crate) sample: Sample,
+    pub(crate) record: u64,
+}
+
+pub(crate) struct State {
+    pub(crate) dir: PathBuf,
+    segment_size: u64,
+    budget: u64,
+    window: usize,
+    // Writer.
+    segments: VecDeque<SegMeta>,
+    active: File,
+    ids: HashMap<u64, Vec<(SeriesRef, u32)>>,
+    next_id: u32,
+    buf: Vec<u8>,
+    payload: Vec<u8>,
+    pub(crate) dirty: bool,
+    pub(crate) dir_dirty: bool,
+    // Reader.
+    cursor: Position,
+    /// Records before this offset of the cursor's segment were delivered
+    /// before a restart: only their series definitions are needed.
+    skip_to: Position,
+    reader: Option<File>,
+    series: HashMap<u32, SeriesRef>,
+    pub(crate) windows: Vec<VecDeque<Windowed>>,
+    pub(crate) shards: usize,
+    pub(crate) want_shards: usize,
+    records: VecDeque<Rec>,
+    first_record: u64,
+    pub(crate) committed: Position,
+    pub(crate) position_dirty: bool,
+    pub(crate) pending: u64,
+    pub(crate) losses: Losses,
+}
+
+impl State {
+    /// Opens `dir` (created if missing), recovering what is there.
+    pub(crate) fn open(
+        dir: PathBuf,
+        shards: usize,
+        window: usize,
+        budget: u64,
+        segment_size: u64,
+    ) -> io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        let rec = super::recover::recover(&dir)?;
+        let next_seq = rec.segments.last().map_or(1, |s| s.0 + 1);
+        let active = create_segment(&dir, next_seq)?;
+        let mut segments: VecDeque<SegMeta> = rec
+            .segments
+            .iter()
+            .map(|&(seq, bytes, samples)| SegMeta {
+                seq,
+                bytes,
+                samples,
+                read: 0,
+            })
+            .collect();
+        segments.push_back(SegMeta {
+            seq: next_seq,
+            bytes: 0,
+            samples: 0,
+            read: 0,
+        });
+        let start = if rec.segments.is_empty() {
+            Position {
+                segment: next_seq,
+                offset: 0,
+            }
+        } else {
+            rec.start
+        };
+        let shards = shards.max(1);
+        Ok(Self {
+            dir,
+            segment_size: segment_size.max(1),
+            budget,
+            window: window.max(1),
+            segments,
+            active,
+            ids: HashMap::new(),
+            next_id: 0,
+            buf: Vec::new(),
+            payload: Vec::new(),
+            dirty: false,
+            dir_dirty: true,
+            cursor: Position {
+                segment: start.segment,
+                offset: 0,
+            },
+            skip_to: start,
+            reader: None,
+            series: HashMap::new(),
+            windows: (0..shards).map(|_| VecDeque::new()).collect(),
+            shards,
+            want_shards: shards,
+            records: VecDeque::new(),
+            first_record: 0,
+            committed: start,
+            position_dirty: true,
+            pending: rec.pending(),
+            losses: Losses {
+                corrupt: rec.torn_samples,
+                ..Losses::default()
+            },
+        })
+    }
+
+    /// Bytes on disk.
+    pub(crate) fn disk_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.bytes).sum()
+    }
+
+    /// Writes samples as records; returns how many were written.
+    pub(crate) fn append(&mut self, samples: &[Sample]) -> usize {
+        let mut written = 0;
+        for chunk in samples.chunks(RECORD_SAMPLES) {
+            match self.append_record(chunk) {
+                Ok(()) => written += chunk.len(),
+                Err(e) => {
+                    tracing::error!(error = %e, samples = chunk.len(), "cannot write to the queue directory; samples dropped");
+                    self.losses.io += chunk.len() as u64;
+                }
+            }
+        }
+        written
+    }
+
+    fn append_record(&mut self, chunk: &[Sample]) -> io::Result<()> {
+        self.buf.clear();
+        self.payload.clear();
+        record::samples_payload(&mut self.payload, chunk.len());
+        let mut series_payload = Vec::new();
+        for s in chunk {
+            let id = match self
+                .ids
+                .get(&s.series.hash())
+                .and_then(|v| v.iter().find(|(r, _)| same(r, &s.series)))
+            {
+                Some((_, id)) => *id,
+                None => {
+                    let id = self.next_id;
+                    self.next_id = self.next_id.wrapping_add(1);
+                    series_payload.clear();
+                    record::series_payload(
+                        &mut series_payload,
+                        id,
+                        s.series.metric_type(),
+                        s.series.labels(),
+                    );
+                    record::frame(&mut self.buf, 0, &series_payload);
+                    self.ids
+                        .entry(s.series.hash())
+                        .or_default()
+                        .push((Arc::clone(&s.series), id));
+                    id
+                }
+            };
+            record::push_sample(&mut self.payload, id, s.timestamp_ms, s.value);
+        }
+        let n = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+        record::frame(&mut self.buf, n, &self.payload);
+        if let Err(e) = self.active.write_all(&self.buf) {
+            // A partial write is cut at open like a torn tail; start a fresh
+            // segment so later records are not appended after garbage.
+            self.ids.clear();
+            let _ = self.roll();
+            return Err(e);
+        }
+        self.dirty = true;
+        self.pending += chunk.len() as u64;
+        if let Some(seg) = self.segments.back_mut() {
+            seg.bytes += self.buf.len() as u64;
+            seg.samples += chunk.len() as u64;
+            if seg.bytes >= self.segment_size {
+                self.roll()?;
+            }
+        }
+        self.enforce_budget();
+        Ok(())
+    }
+
+    /// Starts a new active segment.
+    fn roll(&mut self) -> io::Result<()> {
+        let seq = self.segments.back().map_or(1, |s| s.seq + 1);
+        let file = create_segment(&self.dir, seq)?;
+        // The finished segment is made durable now; later fsyncs only touch the active one.
+        self.active.sync_data()?;
+        self.active = file;
+        self.ids.clear();
+        self.next_id = 0;
+        self.dir_dirty = true;
+        self.segments.push_back(SegMeta {
+            seq,
+            bytes: 0,
+            samples: 0,
+            read: 0,
+        });
+        Ok(())
+    }
+
+    /// New budget and window size (a reload); the budget applies at once.
+    pub(crate) fn retune(&mut self, budget: u64, window: usize, segment_size: u64) {
+        self.budget = budget;
+        self.window = window.max(1);
+        self.segment_size = segment_size.max(1);
+        // The active segment is never dropped: close it so it can be.
+        if self
+            .segments
+            .back()
+            .is_some_and(|s| s.bytes >= self.segment_size)
+            && let Err(e) = self.roll()
+        {
+            tracing::error!(error = %e, "cannot start a new queue segment");
+        }
+        self.enforce_budget();
+    }
+
+    /// Drops the oldest segments (never the active one) while over budget.
+    fn enforce_budget(&mut self) {
+        while self.disk_bytes() > self.budget && self.segments.len() > 1 {
+            let Some(old) = self.segments.pop_front() else {
+                break;
+            };
+            let unread = old.samples.saturating_sub(old.read);
+            self.pending = self.pending.saturating_sub(unread);
+            self.losses.disk_full += unread;
+            if let Err(e) = std::fs::remove_file(segment::path(&self.dir, old.seq)) {
+                tracing::error!(error = %e, segment = old.seq, "cannot remove a dropped segment");
+            }
+            self.dir_dirty = true;
+            if self.cursor.segment <= old.seq {
+                self.jump_to_oldest();
+            }
+            tracing::warn!(
+                segment = old.seq,
+                dropped_samples = unread,
+                budget = self.budget,
+                "disk budget reached; dropped the oldest queued samples"
+            );
+        }
+    }
+
+    fn jump_to_oldest(&mut self) {
+        let seq = self.segments.front().map_or(0, |s| s.seq);
+        self.cursor = Position {
+            segment: seq,
+            offset: 0,
+        };
+        self.reader = None;
+        self.series.clear();
+    }
+
+    /// Acknowledges `n` samples of record `id`.
+    pub(crate) fn ack(&mut self, id: u64, n: u32) {
+        if let Some(r) = id
+            .checked_sub(self.first_record)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| self.records.get_mut(i))
+        {
+            // A batch from before a rewind refers to no current record: ignored.
+            let n = n.min(r.remaining);
+            r.remaining -= n;
+            self.pending = self.pending.saturating_sub(u64::from(n));
+        }
+    }
+
+    /// Moves the committed position over fully acknowledged records and
+    /// deletes segments that are entirely behind it.
+    pub(crate) fn advance(&mut self) {
+        let before = self.committed;
+        while self.records.front().is_some_and(|r| r.remaining == 0) {
+            if let Some(r) = self.records.pop_front() {
+                self.committed = r.end;
+                self.first_record += 1;
+            }
+        }
+        if self.records.is_empty() && self.cursor >= self.skip_to {
+            self.committed = self.cursor;
+        }
+        if self.committed != before {
+            self.position_dirty = true;
+            while self.segments.len() > 1
+                && self
+                    .segments
+                    .front()
+                    .is_some_and(|s| s.seq < self.committed.segment)
+            {
+                if let Some(old) = self.segments.pop_front() {
+                    let _ = std::fs::remove_file(segment::path(&self.dir, old.seq));
+                    self.dir_dirty = true;
+                }
+            }
+        }
+    }
+
+    /// Writes the committed position if it changed (no fsync: survives a
+    /// process crash; the flusher makes it durable).
+    pub(crate) fn store_position(&mut self) {
+        if self.position_dirty {
+            match position::store(&self.dir, self.committed, false) {
+                Ok(()) => self.position_dirty = false,
+                Err(e) => tracing::error!(error = %e, "cannot store the queue position"),
+            }
+        }
+    }
+
+    /// A handle to fsync outside the lock.
+    pub(crate) fn active_handle(&self) -> io::Result<File> {
+        self.active.try_clone()
+    }
+}
+
+fn same(a: &SeriesRef, b: &SeriesRef) -> bool {
+    Arc::ptr_eq(a, b) || a.labels() == b.labels()
+}
+
+fn create_segment(dir: &std::path::Path, seq: u64) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(segment::path(dir, seq))
+}

@@ -1,0 +1,215 @@
+//! The reader end of [`State`]: the cursor deals records to shard windows,
+//! skipping what was delivered before a restart, counting damage, and
+//! rewinding for a new set of consumers.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
+use std::sync::Arc;
+
+use super::super::position::Position;
+use super::super::record::{self, Payload};
+use super::super::segment::{self, Item};
+use super::{READ_PER_PUMP, Rec, State, Windowed};
+use crate::model::{Sample, Series};
+
+impl State {
+    /// True when the cursor has read everything written.
+    pub(crate) fn caught_up(&self) -> bool {
+        self.segments
+            .back()
+            .is_none_or(|s| self.cursor.segment >= s.seq && self.cursor.offset >= s.bytes)
+    }
+
+    /// True while a shard change waits for the windows to empty.
+    pub(crate) fn resharding(&self) -> bool {
+        self.want_shards != self.shards
+    }
+
+    /// Reads records into the shard windows while they have room. Returns
+    /// true when anything was dealt.
+    pub(crate) fn pump(&mut self) -> bool {
+        if self.resharding() {
+            if self.windows.iter().all(VecDeque::is_empty)
+                && self.records.iter().all(|r| r.remaining == 0)
+            {
+                self.shards = self.want_shards;
+                self.windows = (0..self.shards).map(|_| VecDeque::new()).collect();
+            } else {
+                return false;
+            }
+        }
+        let mut dealt = false;
+        for _ in 0..READ_PER_PUMP {
+            if self.windows.iter().any(|w| w.len() >= self.window) {
+                break;
+            }
+            match self.read_one() {
+                Ok(Some(d)) => dealt |= d,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, segment = self.cursor.segment, "cannot read the queue; skipping to the next segment");
+                    self.next_segment();
+                }
+            }
+        }
+        self.advance();
+        dealt
+    }
+
+    fn next_segment(&mut self) {
+        let next = self
+            .segments
+            .iter()
+            .map(|s| s.seq)
+            .find(|&s| s > self.cursor.segment);
+        if let Some(seq) = next {
+            // Whatever the reader did not take of the old segment is lost.
+            self.cursor = Position {
+                segment: seq,
+                offset: 0,
+            };
+            self.reader = None;
+            self.series.clear();
+        }
+    }
+
+    /// Reads one item; `Some(dealt anything)`, `None` at the end of the log.
+    fn read_one(&mut self) -> io::Result<Option<bool>> {
+        let Some(idx) = self
+            .segments
+            .iter()
+            .position(|s| s.seq >= self.cursor.segment)
+        else {
+            return Ok(None);
+        };
+        if self.segments[idx].seq != self.cursor.segment {
+            self.cursor = Position {
+                segment: self.segments[idx].seq,
+                offset: 0,
+            };
+            self.reader = None;
+            self.series.clear();
+        }
+        let limit = self.segments[idx].bytes;
+        if self.cursor.offset >= limit {
+            if idx + 1 < self.segments.len() {
+                self.next_segment();
+                return Ok(Some(false));
+            }
+            return Ok(None);
+        }
+        if self.reader.is_none() {
+            self.reader = Some(File::open(segment::path(&self.dir, self.cursor.segment))?);
+        }
+        let Some(file) = self.reader.as_ref() else {
+            return Ok(None);
+        };
+        let Some(item) = segment::read_item(file, self.cursor.offset, limit)? else {
+            return Ok(None);
+        };
+        let replayed = self.cursor < self.skip_to;
+        let (end, lost, payload) = match item {
+            Item::Record {
+                end,
+                payload,
+                samples,
+            } => (end, samples, Some(payload)),
+            Item::Damaged { end, samples } => (end, samples, None),
+            Item::Torn { samples } => (limit, samples, None),
+        };
+        let end = Position {
+            segment: self.cursor.segment,
+            offset: end,
+        };
+        self.cursor = end;
+        let mut placed = 0u32;
+        let mut missing = if payload.is_some() {
+            0
+        } else {
+            u64::from(lost)
+        };
+        match payload.as_deref().map(record::decode) {
+            Some(Some(Payload::Series {
+                id,
+                metric_type,
+                labels,
+            })) => {
+                self.series.insert(id, Series::new(labels, metric_type));
+            }
+            Some(Some(Payload::Samples(samples))) if !replayed => {
+                let record = self.first_record + self.records.len() as u64;
+                for (id, ts, value) in samples {
+                    let Some(series) = self.series.get(&id) else {
+                        missing += 1;
+                        continue;
+                    };
+                    let shard = (series.hash() % self.shards as u64) as usize;
+                    if let Some(w) = self.windows.get_mut(shard) {
+                        w.push_back(Windowed {
+                            sample: Sample {
+                                series: Arc::clone(series),
+                                timestamp_ms: ts,
+                                value,
+                            },
+                            record,
+                        });
+                        placed += 1;
+                    }
+                }
+            }
+            Some(Some(Payload::Samples(_))) => {}
+            // Checksum matched but the payload does not decode: count the header's samples.
+            // Checksummed yet undecodable (never written by us): the header's count is lost.
+            Some(None) => missing += u64::from(lost),
+            None => {}
+        }
+        if replayed {
+            return Ok(Some(false));
+        }
+        if missing > 0 {
+            self.losses.corrupt += missing;
+            self.pending = self.pending.saturating_sub(missing);
+            tracing::warn!(
+                segment = end.segment,
+                offset = end.offset,
+                samples = missing,
+                "skipped damaged queue data"
+            );
+        }
+        if let Some(seg) = self.segments.get_mut(idx) {
+            seg.read += u64::from(placed) + missing;
+        }
+        self.records.push_back(Rec {
+            end,
+            placed,
+            remaining: placed,
+        });
+        Ok(Some(placed > 0))
+    }
+
+    /// Forgets what was dealt but not acknowledged and reads it again from
+    /// the committed position (for a new set of consumers taking over).
+    /// Acknowledged samples of records after the first unacknowledged one
+    /// are dealt again: at-least-once.
+    pub(crate) fn rewind(&mut self) {
+        for r in self.records.drain(..) {
+            if let Some(seg) = self.segments.iter_mut().find(|s| s.seq == r.end.segment) {
+                seg.read = seg.read.saturating_sub(u64::from(r.placed));
+            }
+            // Already acknowledged ones come again and will be acknowledged again.
+            self.pending += u64::from(r.placed - r.remaining);
+        }
+        for w in &mut self.windows {
+            w.clear();
+        }
+        self.first_record += 1 << 32;
+        self.skip_to = self.committed;
+        self.cursor = Position {
+            segment: self.committed.segment,
+            offset: 0,
+        };
+        self.reader = None;
+        self.series.clear();
+    }
+}

@@ -1,0 +1,263 @@
+//! A fault-injecting remote write receiver on 127.0.0.1: decodes both the
+//! 1.0 (`prometheus.WriteRequest`) and 2.0 (`io.prometheus.write.v2.Request`)
+//! messages, and answers as its current [`Fault`] says (switchable at run
+//! time), recording which samples it accepted and in what order.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use prost::Message;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::remote_write::WriteRequest;
+
+/// How the receiver answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// 204, with `-Written` headers for 2.0 requests.
+    None,
+    /// This status (500, 503, 400, 413, ...), with `Retry-After` seconds if given.
+    Status(u16, Option<u64>),
+    /// Holds the request this long, then answers 204.
+    Slow(Duration),
+    /// Closes the connection without answering.
+    Reset,
+}
+
+/// `io.prometheus.write.v2.Request` (the fields the receiver checks).
+#[derive(Clone, PartialEq, Message)]
+pub struct RequestV2 {
+    /// String table.
+    #[prost(string, repeated, tag = "4")]
+    pub symbols: Vec<String>,
+    /// Series.
+    #[prost(message, repeated, tag = "5")]
+    pub timeseries: Vec<TimeSeriesV2>,
+}
+
+/// `io.prometheus.write.v2.TimeSeries` (subset).
+#[derive(Clone, PartialEq, Message)]
+pub struct TimeSeriesV2 {
+    /// (name, value) symbol refs.
+    #[prost(uint32, repeated, tag = "1")]
+    pub labels_refs: Vec<u32>,
+    /// Samples.
+    #[prost(message, repeated, tag = "2")]
+    pub samples: Vec<crate::remote_write::Sample>,
+}
+
+#[derive(Default)]
+struct State {
+    fault: Option<Fault>,
+    /// Per series (`name{a="b",...}` text), accepted timestamps in arrival order.
+    accepted: HashMap<String, Vec<i64>>,
+    requests: u64,
+    v2_requests: u64,
+    errors: Vec<String>,
+}
+
+/// The receiver; stops when dropped.
+pub struct FaultReceiver {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for FaultReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FaultReceiver {
+    /// Starts on a free port, answering as `fault` says.
+    ///
+    /// # Errors
+    /// When it cannot bind.
+    pub async fn start(fault: Fault) -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.context("bind")?;
+        let addr = listener.local_addr().context("addr")?;
+        let state = Arc::new(Mutex::new(State {
+            fault: Some(fault),
+            ..State::default()
+        }));
+        let st = Arc::clone(&state);
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let st = Arc::clone(&st);
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| handle(Arc::clone(&st), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Ok(Self { addr, state, task })
+    }
+
+    /// The write URL.
+    pub fn url(&self) -> String {
+        format!("http://{}/api/v1/write", self.addr)
+    }
+
+    /// Answers from now on as `fault` says.
+    pub fn set(&self, fault: Fault) {
+        self.lock().fault = Some(fault);
+    }
+
+    /// Per series, the accepted timestamps in arrival order.
+    pub fn accepted(&self) -> HashMap<String, Vec<i64>> {
+        self.lock().accepted.clone()
+    }
+
+    /// Requests received, and how many of them were 2.0.
+    pub fn requests(&self) -> (u64, u64) {
+        let s = self.lock();
+        (s.requests, s.v2_requests)
+    }
+
+    /// Undecodable or structurally invalid requests, with why.
+    pub fn errors(&self) -> Vec<String> {
+        self.lock().errors.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Decoded series as (text, timestamps).
+fn decode(v2: bool, raw: &[u8]) -> Result<Vec<(String, Vec<i64>)>, String> {
+    let text = |pairs: Vec<(String, String)>| {
+        let name = pairs
+            .iter()
+            .find(|(n, _)| n == "__name__")
+            .map(|p| p.1.clone())
+            .unwrap_or_default();
+        let rest: Vec<String> = pairs
+            .iter()
+            .filter(|(n, _)| n != "__name__")
+            .map(|(n, v)| format!("{n}=\"{v}\""))
+            .collect();
+        format!("{name}{{{}}}", rest.join(","))
+    };
+    if v2 {
+        let req = RequestV2::decode(raw).map_err(|e| e.to_string())?;
+        if req.symbols.first().map(String::as_str) != Some("") {
+            return Err("symbols[0] is not empty".into());
+        }
+        let mut out = Vec::new();
+        for ts in req.timeseries {
+            let mut pairs = Vec::new();
+            for p in ts.labels_refs.chunks(2) {
+                let get = |i: u32| {
+                    req.symbols
+                        .get(i as usize)
+                        .cloned()
+                        .ok_or(format!("ref {i} out of range"))
+                };
+                pairs.push((get(p[0])?, get(*p.get(1).ok_or("odd labels_refs")?)?));
+            }
+            if pairs.windows(2).any(|w| w[0].0 >= w[1].0) {
+                return Err("label refs not sorted".into());
+            }
+            out.push((
+                text(pairs),
+                ts.samples.iter().map(|s| s.timestamp).collect(),
+            ));
+        }
+        Ok(out)
+    } else {
+        let req = WriteRequest::decode(raw).map_err(|e| e.to_string())?;
+        Ok(req
+            .timeseries
+            .into_iter()
+            .map(|ts| {
+                let pairs = ts.labels.into_iter().map(|l| (l.name, l.value)).collect();
+                (
+                    text(pairs),
+                    ts.samples.iter().map(|s| s.timestamp).collect(),
+                )
+            })
+            .collect())
+    }
+}
+
+async fn handle(
+    st: Arc<Mutex<State>>,
+    req: http::Request<hyper::body::Incoming>,
+) -> Result<http::Response<Full<Bytes>>, std::io::Error> {
+    let fault = st
+        .lock()
+        .map_err(|_| std::io::Error::other("lock"))?
+        .fault
+        .clone()
+        .unwrap_or(Fault::None);
+    if fault == Fault::Reset {
+        return Err(std::io::Error::other("reset"));
+    }
+    let v2 = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("io.prometheus.write.v2.Request"));
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    if let Fault::Slow(d) = fault {
+        tokio::time::sleep(d).await;
+    }
+    let decoded = snap::raw::Decoder::new()
+        .decompress_vec(&body)
+        .map_err(|e| e.to_string())
+        .and_then(|raw| decode(v2, &raw));
+    let mut s = st.lock().map_err(|_| std::io::Error::other("lock"))?;
+    s.requests += 1;
+    s.v2_requests += u64::from(v2);
+    let response = |status: u16| http::Response::builder().status(status);
+    let series = match decoded {
+        Ok(series) => series,
+        Err(e) => {
+            s.errors.push(e.clone());
+            return response(400)
+                .body(Full::new(Bytes::from(e)))
+                .map_err(std::io::Error::other);
+        }
+    };
+    match fault {
+        Fault::Status(code, retry_after) => {
+            let mut r = response(code);
+            if let Some(secs) = retry_after {
+                r = r.header("retry-after", secs.to_string());
+            }
+            r.body(Full::new(Bytes::from_static(b"injected failure")))
+                .map_err(std::io::Error::other)
+        }
+        _ => {
+            let mut n = 0;
+            for (key, ts) in series {
+                n += ts.len();
+                s.accepted.entry(key).or_default().extend(ts);
+            }
+            let mut r = response(204);
+            if v2 {
+                r = r.header("x-prometheus-remote-write-samples-written", n.to_string());
+            }
+            r.body(Full::default()).map_err(std::io::Error::other)
+        }
+    }
+}
