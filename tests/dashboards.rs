@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use crowsnest_tests::instance::Instance;
+use crowsnest_tests::kube_api::KubeApi;
 use crowsnest_tests::ports::free_port;
 use crowsnest_tests::process::{ChildProcess, STOP_GRACE};
 use crowsnest_tests::{Agent, Exporter, PROMETHEUS_BIN, Prometheus, require_binary, wait};
@@ -134,6 +135,9 @@ async fn every_dashboard_panel_returns_data() -> Result<()> {
     let kcm = Exporter::start().await?;
     kcm.serve_text(format!("{KCM}{KCM_EXTRA}"));
 
+    // An API server with no pods on this node: the metadata watch runs and
+    // reports its cache, as in a cluster.
+    let api = KubeApi::start("dashboards-token").await;
     let prometheus = Prometheus::start().await?;
     let job = |name: &str, target: &str| {
         format!(
@@ -142,7 +146,8 @@ async fn every_dashboard_panel_returns_data() -> Result<()> {
     };
     let config = format!(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  external_labels: {{cluster: dash}}\n\
-         discovery: {{enabled: false}}\ncollectors: {{interval: 1s}}\nscrape_configs:\n{}{}{}{}remote_write:\n  - url: {}\n    queue_config: {{batch_send_deadline: 200ms}}\n",
+         discovery: {{enabled: false}}\ncollectors: {{interval: 1s}}\nkubernetes: {{node_name: {NODE}, kubeconfig: {}}}\nscrape_configs:\n{}{}{}{}remote_write:\n  - url: {}\n    queue_config: {{batch_send_deadline: 200ms}}\n",
+        api.kubeconfig().display(),
         job("etcd", &format!("127.0.0.1:{metrics}")),
         job("kube-proxy", &kube_proxy.target()),
         job("kube-controller-manager", &kcm.target()),
@@ -164,7 +169,13 @@ async fn every_dashboard_panel_returns_data() -> Result<()> {
     prometheus
         .wait_for("up{job=\"etcd\"} == 1", |r| r.len() == 1, WAIT)
         .await?;
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    // Start processes meanwhile, so process starts are charted.
+    for _ in 0..12 {
+        for _ in 0..5 {
+            Command::new("/bin/true").status()?;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 
     let mut empty = Vec::new();
     for (file, title, expr) in &queries {
