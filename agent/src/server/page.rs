@@ -29,6 +29,8 @@ enum Cell {
     State,
     /// An error message.
     Error,
+    /// A counter, shown as its average rate per second since the agent started.
+    PerSecond,
 }
 
 /// One column: the JSON field, its header and how to show it.
@@ -61,6 +63,7 @@ const REMOTE_COLUMNS: &[Column] = &[
     ("disk_bytes", "queue on disk", Cell::Bytes),
     ("shards", "shards", Cell::Text),
     ("samples_sent", "sent", Cell::Text),
+    ("samples_sent", "sent/s (avg)", Cell::PerSecond),
     ("samples_retried", "retried", Cell::Text),
     ("samples_failed", "failed", Cell::Text),
     ("samples_dropped", "dropped", Cell::Pairs),
@@ -108,10 +111,11 @@ pub fn render(status: &Value, now: f64) -> String {
             out,
             "<h2>Kubernetes metadata</h2><p id=\"kubernetes\">mode {} · {} · {} pods cached{}</p>",
             escape(&text(&kube["mode"])),
-            if kube["synced"].as_bool().unwrap_or(false) {
-                "<span class=\"ok\">synced</span>"
-            } else {
-                "<span class=\"bad\">not synced</span>"
+            match (kube["mode"].as_str(), kube["synced"].as_bool()) {
+                // Without an API server there is nothing to sync.
+                (Some("plain-host"), _) => "<span class=\"none\">no pod watch</span>",
+                (_, Some(true)) => "<span class=\"ok\">synced</span>",
+                _ => "<span class=\"bad\">not synced</span>",
             },
             escape(&text(&kube["pods"])),
             kube["reason"]
@@ -121,13 +125,17 @@ pub fn render(status: &Value, now: f64) -> String {
         );
     }
     collectors(&mut out, status);
+    let clock = Clock {
+        now,
+        uptime: status["uptime_seconds"].as_f64().unwrap_or(0.0),
+    };
     section(
         &mut out,
         "targets",
         "Scrape targets",
         &status["targets"],
         TARGET_COLUMNS,
-        now,
+        clock,
     );
     section(
         &mut out,
@@ -135,7 +143,7 @@ pub fn render(status: &Value, now: f64) -> String {
         "Discovered control plane",
         &status["discovered"],
         DISCOVERED_COLUMNS,
-        now,
+        clock,
     );
     section(
         &mut out,
@@ -143,7 +151,7 @@ pub fn render(status: &Value, now: f64) -> String {
         "Remote write",
         &status["remote_write"],
         REMOTE_COLUMNS,
-        now,
+        clock,
     );
     out.push_str("</body></html>\n");
     out
@@ -207,7 +215,21 @@ fn collectors(out: &mut String, status: &Value) {
     out.push_str("</table>");
 }
 
-fn section(out: &mut String, id: &str, title: &str, rows: &Value, columns: &[Column], now: f64) {
+/// Times a cell may need: the current Unix time and the agent's uptime.
+#[derive(Clone, Copy)]
+struct Clock {
+    now: f64,
+    uptime: f64,
+}
+
+fn section(
+    out: &mut String,
+    id: &str,
+    title: &str,
+    rows: &Value,
+    columns: &[Column],
+    clock: Clock,
+) {
     let _ = write!(out, "<h2>{title}</h2>");
     let Some(rows) = rows.as_array().filter(|r| !r.is_empty()) else {
         let _ = write!(out, "<p class=\"none\" id=\"{id}\">none</p>");
@@ -221,14 +243,15 @@ fn section(out: &mut String, id: &str, title: &str, rows: &Value, columns: &[Col
     for row in rows {
         out.push_str("<tr>");
         for (field, _, cell) in columns {
-            out.push_str(&render_cell(&row[*field], *cell, now));
+            out.push_str(&render_cell(&row[*field], *cell, clock));
         }
         out.push_str("</tr>");
     }
     out.push_str("</table>");
 }
 
-fn render_cell(v: &Value, cell: Cell, now: f64) -> String {
+fn render_cell(v: &Value, cell: Cell, clock: Clock) -> String {
+    let now = clock.now;
     if v.is_null() {
         return "<td class=\"none\">–</td>".to_owned();
     }
@@ -246,6 +269,10 @@ fn render_cell(v: &Value, cell: Cell, now: f64) -> String {
         Cell::Bytes => format!(
             "<td class=\"num\">{}</td>",
             bytes(v.as_f64().unwrap_or(0.0))
+        ),
+        Cell::PerSecond => format!(
+            "<td class=\"num\">{:.1}</td>",
+            v.as_f64().unwrap_or(0.0) / clock.uptime.max(1.0)
         ),
         Cell::Pairs => {
             let pairs: Vec<String> = v
@@ -364,7 +391,7 @@ mod tests {
         let html = render(&sample(), 1000.0);
         assert!(html.contains("crowsnest on node-&lt;1&gt;"), "node escaped");
         assert!(html.contains("up 1h2m"));
-        assert!(html.contains("mode plain-host"));
+        assert!(html.contains("mode plain-host") && html.contains("no pod watch"));
         assert!(html.contains("sched_switch"));
         assert!(
             html.contains("<td class=\"num\">100</td>"),
@@ -378,6 +405,9 @@ mod tests {
         assert!(html.contains("10s ago"), "last scrape age");
         assert!(html.contains("12.3 ms"));
         assert!(html.contains("3.0 MiB"));
+        assert!(
+            html.contains("<th>sent/s (avg)</th>") && html.contains("<td class=\"num\">0.0</td>")
+        );
         assert!(html.contains("disk_full=5") && !html.contains("rejected=0"));
         assert!(html.contains("<p class=\"none\" id=\"discovered\">none</p>"));
         assert!(!html.contains("<script"), "no script, nothing fetched");
