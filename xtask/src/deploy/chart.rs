@@ -133,6 +133,7 @@ pub fn check(tools: &Tools, work: &Path) -> Result<()> {
         let docs = parse_docs(&rendered).with_context(|| format!("values {}", set.name))?;
         super::promises::check_objects(set.name, &docs)
             .with_context(|| format!("rendered with values {}", set.name))?;
+        agent_accepts_config(set.name, &docs, work)?;
         // Helm's own text, not a re-serialisation: YAML 1.1 and 1.2 parsers disagree on
         // scalars such as 0400, and the cluster reads what helm wrote.
         let mut kept = String::new();
@@ -186,6 +187,39 @@ pub fn check(tools: &Tools, work: &Path) -> Result<()> {
         INVALID.len()
     );
     Ok(())
+}
+
+/// The agent must accept the config the chart renders: the chart's values and
+/// the agent's config schema cannot drift apart unnoticed.
+fn agent_accepts_config(set: &str, docs: &[Value], work: &Path) -> Result<()> {
+    let configs: Vec<&str> = docs
+        .iter()
+        .filter(|d| str_at(d, &["kind"]) == "ConfigMap")
+        .filter_map(|d| at(d, &["data", "config.yaml"]).and_then(Value::as_str))
+        .collect();
+    ensure!(
+        configs.len() == 1,
+        "values {set}: expected one agent config, found {}",
+        configs.len()
+    );
+    let path = work.join(format!("{set}.agent-config.yaml"));
+    std::fs::write(&path, configs[0])?;
+    let mut check = cmd::cargo();
+    check
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "crowsnest",
+            "--bin",
+            "crowsnest",
+            "--",
+            "check",
+            "config",
+        ])
+        .arg(&path);
+    cmd::run(&mut check)
+        .with_context(|| format!("values {set}: the agent refuses the rendered config"))
 }
 
 fn lint(helm: &Path, values: &str) -> Result<()> {
