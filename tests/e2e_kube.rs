@@ -392,3 +392,48 @@ async fn ebpf_series_of_a_kubelet_cgroup_carry_pod_labels_and_go_stale() -> Resu
     agent.stop()?;
     Ok(())
 }
+
+#[tokio::test]
+async fn coredns_pod_from_the_watch_is_discovered_as_a_control_plane_component() -> Result<()> {
+    if require_binary(PROMETHEUS_BIN).is_skip() {
+        return Ok(());
+    }
+    // CoreDNS does not run on the host network, so no port probe on the
+    // node's loopback finds it: only its pod (k8s-app=kube-dns) does.
+    let coredns = Exporter::start().await?;
+    coredns.serve_text(
+        "# TYPE coredns_dns_requests_total counter\ncoredns_dns_requests_total{server=\"dns://:53\",zone=\".\",proto=\"udp\",family=\"1\",type=\"A\"} 12\n",
+    );
+    let port = coredns.addr().port();
+    let api = KubeApi::start(TOKEN).await;
+    api.seed_pods([PodFixture::new(
+        "kube-system",
+        "coredns-5d78c9869d-abcde",
+        "8d7e5f3a-0000-4000-8000-0000000000dd",
+        NODE,
+    )
+    .label("k8s-app", "kube-dns")
+    .container("coredns", &format!("containerd://{}", "cd".repeat(32)))
+    .ip("127.0.0.1")]);
+    let prometheus = Prometheus::start().await?;
+    let config = agent_config(&api, &prometheus.remote_write_url(), "")
+        + &format!(
+            "discovery:\n  components:\n    coredns: {{ports: [{port}]}}\n    etcd: {{enabled: false}}\n    apiserver: {{enabled: false}}\n    kube-controller-manager: {{enabled: false}}\n    kube-scheduler: {{enabled: false}}\n    kube-proxy: {{enabled: false}}\n    kubelet: {{enabled: false}}\n"
+        );
+    let agent = Agent::start(&config).await?;
+    let up = prometheus
+        .wait_for("up{job=\"coredns\"}", |r| r.len() == 1, WAIT)
+        .await?;
+    assert_eq!(up[0].1, 1.0, "{up:?}");
+    assert_eq!(up[0].0.get("node").map(String::as_str), Some(NODE));
+    let status: serde_json::Value =
+        serde_json::from_str(&agent.get("/api/v1/status").await?.text())?;
+    let discovered = status["discovered"]
+        .as_array()
+        .and_then(|d| d.iter().find(|t| t["component"] == "coredns"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(discovered["source"], "pod", "{status:#}");
+    assert_eq!(discovered["address"], format!("127.0.0.1:{port}"));
+    Ok(())
+}

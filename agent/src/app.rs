@@ -201,14 +201,16 @@ pub async fn run(
                 None
             }
         };
+    // One node name everywhere: discovery's own setting, else the one the
+    // metadata watch uses, else NODE_NAME or the host name.
     let discovery_node = |cfg: &Config| {
         cfg.discovery
             .node_name
             .clone()
-            .unwrap_or_else(|| node.clone())
+            .unwrap_or_else(|| kube_node.clone())
     };
     let jobs = discovery
-        .scrape_configs(&config, &discovery_node(&config))
+        .scrape_configs(&config, &discovery_node(&config), &kube.store.pods())
         .await;
     scrapes
         .apply(
@@ -261,7 +263,7 @@ pub async fn run(
             }
             _ = refresh.tick(), if config.discovery.enabled => {
                 // Unchanged jobs keep running: the manager diffs by config.
-                let jobs = discovery.scrape_configs(&config, &discovery_node(&config)).await;
+                let jobs = discovery.scrape_configs(&config, &discovery_node(&config), &kube.store.pods()).await;
                 if let Err(e) = scrapes.apply(&with_pod_jobs(jobs, &config, &kube), self_scrape(&config).as_ref()).await {
                     error!(error = %e, "discovery refresh: jobs not applied; keeping the previous ones");
                 }
@@ -271,6 +273,8 @@ pub async fn run(
                 tokio::time::sleep(POD_DISCOVERY_DEBOUNCE).await;
                 pod_changes.mark_unchanged();
                 discover_pods(&mut scrapes, &kube).await;
+                // kube-proxy and CoreDNS pods feed control-plane discovery too.
+                refresh.reset_immediately();
             }
         }
     }
@@ -371,7 +375,7 @@ async fn reload(
         return None;
     }
     let jobs = discovery
-        .scrape_configs(&config, &discovery_node(&config))
+        .scrape_configs(&config, &discovery_node(&config), &kube.store.pods())
         .await;
     let jobs = with_pod_jobs(jobs, &config, kube);
     if let Err(e) = scrapes.apply(&jobs, self_scrape(&config).as_ref()).await {

@@ -26,7 +26,8 @@ pub fn run(config_path: Option<&Path>, scrape: bool) -> anyhow::Result<ExitCode>
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let report = discover(&cfg.discovery).await;
+        // No pod watch from the command line: manifests and probes only.
+        let report = discover(&cfg.discovery, &[]).await;
         print_report(&cfg, &node, &report);
         let discovered = jobs::scrape_configs(&report.targets, &cfg.discovery, &cfg.global, &node)?;
         let merged = jobs::merge(&cfg.scrape_configs, discovered.clone());

@@ -37,6 +37,7 @@ pub use metrics::DiscoveryMetrics;
 pub use refresh::{DiscoveryBoard, Refresher};
 
 use crate::config::{Auth, Credential, DiscoveryConfig, HttpClientConfig, Scheme, TlsConfig};
+use crate::kube::PodRef;
 
 /// Where a target was found. Order = preference when two sources find the same target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -44,18 +45,22 @@ use crate::config::{Auth, Credential, DiscoveryConfig, HttpClientConfig, Scheme,
 pub enum Source {
     /// A static pod manifest.
     Manifest,
+    /// A pod on this node from the metadata watch (`k8s-app=kube-proxy`,
+    /// `k8s-app=kube-dns`).
+    Pod,
     /// A well-known port that answered like the component.
     Probe,
 }
 
 impl Source {
     /// Every source, for zeroing gauges.
-    pub const ALL: [Source; 2] = [Source::Manifest, Source::Probe];
+    pub const ALL: [Source; 3] = [Source::Manifest, Source::Pod, Source::Probe];
 
     /// The metric label value.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Manifest => "manifest",
+            Self::Pod => "pod",
             Self::Probe => "probe",
         }
     }
@@ -212,9 +217,50 @@ fn local_host(cfg: &DiscoveryConfig) -> String {
     }
 }
 
-/// Runs every source once. Disabled components are left out; a component a
-/// manifest names is not probed.
-pub async fn discover(cfg: &DiscoveryConfig) -> Report {
+/// Components found among this node's pods by their `k8s-app` label:
+/// kube-proxy (on the host network, its metrics bound to the node's loopback
+/// by default, so at the probe address) and CoreDNS (at its pod IP). The port
+/// is the component's first configured port.
+pub fn from_pods(pods: &[PodRef], cfg: &DiscoveryConfig) -> Vec<Discovered> {
+    let local = local_host(cfg);
+    pods.iter()
+        .filter(|p| p.phase == "Running")
+        .filter_map(|pod| {
+            let component = match pod.k8s_app.as_deref()? {
+                "kube-proxy" => Component::KubeProxy,
+                "kube-dns" => Component::CoreDns,
+                _ => return None,
+            };
+            let settings = cfg.component(component);
+            let port = *settings.ports.first()?;
+            if !settings.enabled {
+                return None;
+            }
+            let host = if pod.host_network || pod.ip.is_empty() {
+                local.clone()
+            } else if pod.ip.contains(':') {
+                format!("[{}]", pod.ip)
+            } else {
+                pod.ip.clone()
+            };
+            // The scheme of the matching well-known port (both serve plain HTTP).
+            let scheme = component
+                .spec()
+                .ports
+                .iter()
+                .find(|p| p.port == port)
+                .map_or(Scheme::Http, |p| p.scheme);
+            let mut found = Found::new(component, scheme, &host, port);
+            found.origin = format!("pod {}/{}", pod.namespace, pod.name);
+            Some(Discovered::new(found, Source::Pod, cfg))
+        })
+        .collect()
+}
+
+/// Runs every source once: manifests, this node's pods (`pods`, empty
+/// without the metadata watch), then port probes. Disabled components are
+/// left out; a component a manifest names is not probed.
+pub async fn discover(cfg: &DiscoveryConfig, pods: &[PodRef]) -> Report {
     let mut report = Report::default();
     if !cfg.enabled {
         return report;
@@ -228,7 +274,12 @@ pub async fn discover(cfg: &DiscoveryConfig) -> Report {
         .filter(|f| enabled(f.component))
         .map(|f| Discovered::new(f, Source::Manifest, cfg))
         .collect();
-    let named: Vec<Component> = targets.iter().map(Discovered::component).collect();
+    targets.extend(from_pods(pods, cfg));
+    let named: Vec<Component> = targets
+        .iter()
+        .filter(|t| t.source == Source::Manifest)
+        .map(Discovered::component)
+        .collect();
     let (probed, outcomes) = probe::probe_all(cfg, &local, &named).await;
     report.probes = outcomes;
     targets.extend(probed);

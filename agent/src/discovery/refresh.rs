@@ -12,6 +12,7 @@ use super::manifest::ManifestError;
 use super::{Discovered, DiscoveredStatus, DiscoveryMetrics, Source, dedup, discover};
 use crate::config::{Config, DiscoveryConfig, ScrapeConfig};
 use crate::http::HttpClient;
+use crate::kube::PodRef;
 
 /// A cheap handle the status page reads discovered targets from.
 #[derive(Clone, Default)]
@@ -52,8 +53,14 @@ impl Refresher {
 
     /// Runs one pass and returns the user's jobs merged with the discovered
     /// ones (see [`merge`]); `node` is the `node` label of discovered targets.
-    pub async fn scrape_configs(&mut self, config: &Config, node: &str) -> Vec<ScrapeConfig> {
-        let mut report = discover(&config.discovery).await;
+    /// `pods` are this node's pods from the metadata watch (empty without it).
+    pub async fn scrape_configs(
+        &mut self,
+        config: &Config,
+        node: &str,
+        pods: &[PodRef],
+    ) -> Vec<ScrapeConfig> {
+        let mut report = discover(&config.discovery, pods).await;
         report.targets = self.keep_probed(report.targets, &config.discovery);
         self.metrics.record(&report.targets);
         let mut statuses: Vec<DiscoveredStatus> =

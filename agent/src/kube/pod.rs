@@ -95,7 +95,13 @@ pub struct PodMeta {
     pub host_network: bool,
     /// The resolved workload (filled in by the reflector).
     pub workload: Option<Workload>,
+    /// The `k8s-app` label (`kube-proxy`, `kube-dns`), kept apart from the
+    /// series-label allowlist: control-plane discovery reads it.
+    pub k8s_app: Option<String>,
 }
+
+/// The label kube-proxy and CoreDNS pods carry (`kube-proxy`, `kube-dns`).
+pub const K8S_APP_LABEL: &str = "k8s-app";
 
 /// Shared, immutable handle to a cached pod.
 pub type PodRef = Arc<PodMeta>;
@@ -137,9 +143,9 @@ impl PodMeta {
     pub fn from_pod(pod: Pod, allow: &LabelAllowlist) -> Option<Self> {
         let meta = pod.metadata;
         let uid = meta.uid?;
-        let labels = meta
-            .labels
-            .unwrap_or_default()
+        let all_labels = meta.labels.unwrap_or_default();
+        let k8s_app = all_labels.get(K8S_APP_LABEL).cloned();
+        let labels = all_labels
             .into_iter()
             .filter(|(k, _)| allow.allows(k))
             .collect();
@@ -217,6 +223,7 @@ impl PodMeta {
             phase,
             host_network,
             workload: None,
+            k8s_app,
         })
     }
 

@@ -365,6 +365,11 @@ fn kubeadm_node_fixture_resolves_end_to_end() {
     assert_eq!(coredns.name, "coredns-7c65d6cfc9-x2kq8");
     assert_eq!(coredns.controller().unwrap().kind, "ReplicaSet");
     assert_eq!(coredns.labels.keys().collect::<Vec<_>>(), ["k8s-app"]);
+    assert_eq!(
+        coredns.k8s_app.as_deref(),
+        Some("kube-dns"),
+        "kept for control-plane discovery"
+    );
     assert_eq!(coredns.ports.len(), 3);
     assert_eq!(
         coredns
