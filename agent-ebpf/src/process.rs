@@ -30,19 +30,7 @@ static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drops::SLOTS, 0);
 
 /// Kernel struct offsets, written by the agent before load.
 #[unsafe(no_mangle)]
-static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
-    task_pid: 0,
-    task_cgroups: 0,
-    css_set_dfl_cgrp: 0,
-    cgroup_kn: 0,
-    kernfs_node_id: 0,
-    sock_cgroup: 0,
-    sock_protocol: 0,
-    skb_head: 0,
-    skb_end: 0,
-    shinfo_gso_segs: 0,
-    retransmit_has_err: 0,
-};
+static KERNEL_OFFSETS: KernelOffsets = KernelOffsets::UNSET;
 
 /// `CLONE_THREAD` from `<linux/sched.h>`: the new task is a thread, not a process.
 const CLONE_THREAD: u64 = 0x0001_0000;

@@ -209,6 +209,24 @@ pub struct KernelOffsets {
     pub retransmit_has_err: u64,
 }
 
+impl KernelOffsets {
+    /// Every offset 0: the initial value of each object's `KERNEL_OFFSETS`
+    /// global, which the agent overwrites from the kernel's BTF before load.
+    pub const UNSET: Self = Self {
+        task_pid: 0,
+        task_cgroups: 0,
+        css_set_dfl_cgrp: 0,
+        cgroup_kn: 0,
+        kernfs_node_id: 0,
+        sock_cgroup: 0,
+        sock_protocol: 0,
+        skb_head: 0,
+        skb_end: 0,
+        shinfo_gso_segs: 0,
+        retransmit_has_err: 0,
+    };
+}
+
 /// Name of the global every program object reads its [`KernelOffsets`] from.
 pub const OFFSETS_GLOBAL: &str = "KERNEL_OFFSETS";
 
