@@ -25,7 +25,7 @@ mod labels;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -146,7 +146,8 @@ struct Entry {
 
 #[derive(Default)]
 struct State {
-    cache: HashMap<u64, Entry>,
+    // Keyed by the series' identity hash, which needs no rehashing by SipHash.
+    cache: rustc_hash::FxHashMap<u64, Entry>,
     held: VecDeque<Sample>,
     last_sweep: Option<Instant>,
 }

@@ -45,6 +45,23 @@ impl Labels {
         labels
     }
 
+    /// A label set from owned labels, taking them without copying when they
+    /// are already sorted, unique and non-empty (as decoded from a label set
+    /// this type wrote); otherwise as [`Self::from_pairs`] would build it.
+    pub fn from_vec(labels: Vec<Label>) -> Self {
+        let canonical = labels
+            .windows(2)
+            .all(|w| w[0].name.as_bytes() < w[1].name.as_bytes())
+            && labels
+                .iter()
+                .all(|l| !l.name.is_empty() && !l.value.is_empty());
+        if canonical {
+            Self { labels }
+        } else {
+            Self::from_pairs(labels.iter().map(|l| (&l.name, &l.value)))
+        }
+    }
+
     fn position(&self, name: &str) -> Result<usize, usize> {
         self.labels
             .binary_search_by(|l| l.name.as_bytes().cmp(name.as_bytes()))
@@ -178,6 +195,26 @@ impl fmt::Display for Labels {
     }
 }
 
+/// Why a label set may not be sent (remote write 1.0 §Labels).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidLabels {
+    /// No labels at all.
+    #[error("empty label set")]
+    Empty,
+    /// A label with an empty value.
+    #[error("label {0:?} has an empty value")]
+    EmptyValue(String),
+    /// Names not strictly increasing in byte order (unsorted or repeated).
+    #[error("label {0:?} is out of order or repeated")]
+    Unsorted(String),
+    /// A name outside `[a-zA-Z_][a-zA-Z0-9_]*`.
+    #[error("invalid label name {0:?}")]
+    LabelName(String),
+    /// A metric name outside `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+    #[error("invalid metric name {0:?}")]
+    MetricName(String),
+}
+
 /// True for a legacy Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
 pub fn is_valid_label_name(name: &str) -> bool {
     let mut bytes = name.bytes();
@@ -207,6 +244,18 @@ mod tests {
         l.set("b", "");
         assert_eq!(l.get("b"), None);
         assert_eq!(l.len(), 3);
+    }
+
+    #[test]
+    fn from_vec_keeps_canonical_input_and_repairs_the_rest() {
+        let l = |n: &str, v: &str| Label {
+            name: n.into(),
+            value: v.into(),
+        };
+        let sorted = Labels::from_vec(vec![l("a", "1"), l("b", "2")]);
+        assert_eq!(sorted, Labels::from_pairs([("a", "1"), ("b", "2")]));
+        let messy = Labels::from_vec(vec![l("b", "2"), l("a", "1"), l("c", ""), l("a", "3")]);
+        assert_eq!(messy, Labels::from_pairs([("a", "3"), ("b", "2")]));
     }
 
     #[test]

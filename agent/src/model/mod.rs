@@ -6,7 +6,8 @@
 mod labels;
 mod sample;
 
-pub use labels::{Label, Labels, is_valid_label_name, is_valid_metric_name};
+pub use labels::{InvalidLabels, Label, Labels, is_valid_label_name, is_valid_metric_name};
 pub use sample::{
-    MetricType, STALE_NAN_BITS, Sample, SampleSink, Series, SeriesRef, is_stale_nan, stale_nan,
+    MetricType, STALE_NAN_BITS, Sample, SampleSink, Series, SeriesRef, WireLabels, is_stale_nan,
+    stale_nan,
 };

@@ -1,8 +1,8 @@
 //! Series identity and samples.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use super::Labels;
+use super::{InvalidLabels, Labels};
 
 /// The bit pattern Prometheus uses to mark a series stale (a signalling NaN
 /// distinct from the NaN a target may legitimately expose).
@@ -59,11 +59,28 @@ impl MetricType {
 /// A series after all relabeling: immutable and shared, with its identity
 /// hash computed once. Scrape caches hand out the same `Arc` on every scrape
 /// of an unchanged series, so later stages can cache per series cheaply.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 pub struct Series {
     labels: Labels,
     hash: u64,
     metric_type: MetricType,
+    /// The remote write encoding of the labels, made by the first request
+    /// that carries the series: kept here rather than in a per-encoder map,
+    /// so sending a sample costs no lookup and no second copy of the bytes.
+    wire: OnceLock<WireLabels>,
+}
+
+/// A series' labels as remote write 1.0 `TimeSeries.labels` fields, or why
+/// they cannot be sent.
+pub type WireLabels = Result<Box<[u8]>, InvalidLabels>;
+
+impl PartialEq for Series {
+    fn eq(&self, other: &Self) -> bool {
+        // The wire cache is derived from the labels.
+        self.hash == other.hash
+            && self.metric_type == other.metric_type
+            && self.labels == other.labels
+    }
 }
 
 /// Shared handle to a [`Series`].
@@ -77,6 +94,7 @@ impl Series {
             labels,
             hash,
             metric_type,
+            wire: OnceLock::new(),
         })
     }
 
@@ -93,6 +111,13 @@ impl Series {
     /// Type of the family the series belongs to.
     pub fn metric_type(&self) -> MetricType {
         self.metric_type
+    }
+
+    /// The wire encoding of the labels, computed by `encode` on first use.
+    /// Only the remote write 1.0 encoder calls this, always with the same
+    /// function, so the cached bytes are never those of another encoding.
+    pub fn wire_labels(&self, encode: impl FnOnce(&Labels) -> WireLabels) -> &WireLabels {
+        self.wire.get_or_init(|| encode(&self.labels))
     }
 }
 

@@ -110,6 +110,7 @@ impl<V> SeriesCache<V> {
     }
 
     /// Number of cached series.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.current.len() + self.previous.len()
     }

@@ -2,8 +2,8 @@
 //! block -> HTTP POST with the remote write 1.0 headers.
 //!
 //! The protobuf is written directly instead of building [`super::proto`]
-//! structs: each series' `labels` fields are encoded once and cached (series
-//! identity is stable across scrapes), buffers are reused between requests,
+//! structs: each series' `labels` fields are encoded once and kept on the
+//! series itself (series identity is stable across scrapes, so no lookup), buffers are reused between requests,
 //! and a sample then costs a few varints and a memcpy. The golden test below
 //! proves the bytes decode with prost into the identical `WriteRequest`.
 
@@ -12,8 +12,8 @@ use http::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue, USER_
 use http_body_util::Full;
 use prost::encoding::{encode_varint, encoded_len_varint};
 
-use super::cache::SeriesCache;
-use crate::model::{Labels, Sample, Series, is_valid_label_name, is_valid_metric_name};
+pub use crate::model::InvalidLabels;
+use crate::model::{Labels, Sample, is_valid_label_name, is_valid_metric_name};
 
 /// `User-Agent` sent with every request.
 pub const USER_AGENT_VALUE: &str = concat!("crowsnest/", env!("CARGO_PKG_VERSION"));
@@ -30,26 +30,6 @@ const TAG_LABEL_NAME: u8 = 1 << 3 | 2; // Label.name
 const TAG_LABEL_VALUE: u8 = 2 << 3 | 2; // Label.value
 const TAG_SAMPLE_VALUE: u8 = 1 << 3 | 1; // Sample.value, 64-bit
 const TAG_SAMPLE_TS: u8 = 2 << 3; // Sample.timestamp, varint
-
-/// Why a label set may not be sent (remote write 1.0 §Labels).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum InvalidLabels {
-    /// No labels at all.
-    #[error("empty label set")]
-    Empty,
-    /// A label with an empty value.
-    #[error("label {0:?} has an empty value")]
-    EmptyValue(String),
-    /// Names not strictly increasing in byte order (unsorted or repeated).
-    #[error("label {0:?} is out of order or repeated")]
-    Unsorted(String),
-    /// A name outside `[a-zA-Z_][a-zA-Z0-9_]*`.
-    #[error("invalid label name {0:?}")]
-    LabelName(String),
-    /// A metric name outside `[a-zA-Z_:][a-zA-Z0-9_:]*`.
-    #[error("invalid metric name {0:?}")]
-    MetricName(String),
-}
 
 /// Checks the 1.0 label rules: sorted by name, no repeats, no empty names or
 /// values, legacy name syntax.
@@ -112,18 +92,22 @@ pub struct Encoded {
 
 /// Reusable encoder; one per shard, so it needs no lock.
 pub struct Encoder {
-    labels: SeriesCache<Result<Box<[u8]>, InvalidLabels>>,
     first_invalid: Option<InvalidLabels>,
     proto: Vec<u8>,
     compressed: Vec<u8>,
     snappy: snap::raw::Encoder,
 }
 
+impl Default for Encoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Encoder {
-    /// An encoder caching the label bytes of up to `2 * cache_size` series.
-    pub fn new(cache_size: usize) -> Self {
+    /// A new encoder with empty buffers.
+    pub fn new() -> Self {
         Self {
-            labels: SeriesCache::new(cache_size),
             first_invalid: None,
             proto: Vec::new(),
             compressed: Vec::new(),
@@ -138,7 +122,7 @@ impl Encoder {
         let mut invalid = 0;
         self.first_invalid = None;
         for s in samples {
-            let labels = match self.labels.get_or_insert_with(&s.series, encode_labels) {
+            let labels = match s.series.wire_labels(encode_labels) {
                 Ok(labels) => labels,
                 Err(e) => {
                     invalid += 1;
@@ -181,18 +165,14 @@ impl Encoder {
             first_invalid: self.first_invalid.take(),
         })
     }
-
-    /// Series whose label bytes are cached.
-    pub fn cached_series(&self) -> usize {
-        self.labels.len()
-    }
 }
 
-/// The `TimeSeries.labels` fields of a series, ready to copy.
-fn encode_labels(series: &Series) -> Result<Box<[u8]>, InvalidLabels> {
-    validate(series.labels())?;
+/// The `TimeSeries.labels` fields of a label set, ready to copy; computed
+/// once per series and kept on it ([`crate::model::Series::wire_labels`]).
+fn encode_labels(labels: &Labels) -> Result<Box<[u8]>, InvalidLabels> {
+    validate(labels)?;
     let mut out = Vec::new();
-    for l in series.labels() {
+    for l in labels {
         let (n, v) = (l.name.len(), l.value.len());
         let label_len = 1 + encoded_len_varint(n as u64) + n + 1 + encoded_len_varint(v as u64) + v;
         out.push(TAG_TS_LABELS);

@@ -25,9 +25,6 @@ pub(crate) const MAX_ERROR_BODY: usize = 1024;
 /// or short bodies); such a failure is retried like a network error.
 const MAX_RESPONSE_BODY: u64 = 1024 * 1024;
 
-/// Label bytes of this many series are cached per shard (two generations).
-const LABEL_CACHE_PER_SHARD: usize = 64 * 1024;
-
 /// Warnings inside the loop are emitted at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(30);
 
@@ -72,7 +69,7 @@ pub(crate) async fn run(
     mut abandon: watch::Receiver<bool>,
 ) {
     let mut encoder = Encoders {
-        v1: Encoder::new(LABEL_CACHE_PER_SHARD),
+        v1: Encoder::new(),
         v2: EncoderV2::new(),
     };
     let mut last_invalid_warn: Option<Instant> = None;

@@ -18,7 +18,7 @@
 
 use prost::encoding::{decode_varint, encode_varint};
 
-use crate::model::{Labels, MetricType};
+use crate::model::{Label, Labels, MetricType};
 
 /// Marks the start of a frame ("CNQ1").
 pub(crate) const MAGIC: u32 = u32::from_le_bytes(*b"CNQ1");
@@ -119,6 +119,11 @@ pub(crate) fn push_sample(out: &mut Vec<u8>, id: u32, timestamp_ms: i64, value: 
     out.extend_from_slice(&value.to_bits().to_le_bytes());
 }
 
+/// True when `payload` is a series definition (checked without decoding it).
+pub(crate) fn is_series(payload: &[u8]) -> bool {
+    payload.first() == Some(&KIND_SERIES)
+}
+
 /// Decodes a payload whose checksum already matched; `None` if malformed
 /// (which a matching checksum makes a bug or deliberate damage).
 pub(crate) fn decode(mut b: &[u8]) -> Option<Payload> {
@@ -131,16 +136,16 @@ pub(crate) fn decode(mut b: &[u8]) -> Option<Payload> {
             let (&t, rest) = buf.split_first()?;
             *buf = rest;
             let n = usize::try_from(decode_varint(buf).ok()?).ok()?;
-            let mut pairs = Vec::with_capacity(n.min(256));
+            let mut labels = Vec::with_capacity(n.min(256));
             for _ in 0..n {
                 let name = string(buf)?;
                 let value = string(buf)?;
-                pairs.push((name, value));
+                labels.push(Label { name, value });
             }
             Some(Payload::Series {
                 id,
                 metric_type: type_from(t),
-                labels: Labels::from_pairs(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str()))),
+                labels: Labels::from_vec(labels),
             })
         }
         KIND_SAMPLES => {

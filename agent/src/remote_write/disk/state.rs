@@ -15,6 +15,8 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
+
 use super::position::{self, Position};
 use super::record;
 use super::segment;
@@ -70,8 +72,14 @@ pub(crate) struct State {
     // Writer.
     segments: VecDeque<SegMeta>,
     active: File,
-    ids: HashMap<u64, Vec<(SeriesRef, u32)>>,
-    next_id: u32,
+    /// Series hash -> id in the active segment (ids are the active table's indexes).
+    ids: FxHashMap<u64, u32>,
+    /// Ids of series whose hash collided with an earlier one's (rare), searched linearly.
+    collided: Vec<u32>,
+    /// Series tables (id -> series) of segments this process wrote, kept for
+    /// the active segment and the reader's, so reading a live segment shares
+    /// the writer's series instead of decoding label sets a second time.
+    tables: VecDeque<(u64, Vec<SeriesRef>)>,
     buf: Vec<u8>,
     payload: Vec<u8>,
     pub(crate) dirty: bool,
@@ -139,8 +147,9 @@ impl State {
             window: window.max(1),
             segments,
             active,
-            ids: HashMap::new(),
-            next_id: 0,
+            ids: FxHashMap::default(),
+            collided: Vec::new(),
+            tables: VecDeque::from([(next_seq, Vec::new())]),
             buf: Vec::new(),
             payload: Vec::new(),
             dirty: false,
@@ -193,15 +202,10 @@ impl State {
         record::samples_payload(&mut self.payload, chunk.len());
         let mut series_payload = Vec::new();
         for s in chunk {
-            let id = match self
-                .ids
-                .get(&s.series.hash())
-                .and_then(|v| v.iter().find(|(r, _)| same(r, &s.series)))
-            {
-                Some((_, id)) => *id,
+            let id = match self.series_id(&s.series) {
+                Some(id) => id,
                 None => {
-                    let id = self.next_id;
-                    self.next_id = self.next_id.wrapping_add(1);
+                    let id = self.define_series(&s.series);
                     series_payload.clear();
                     record::series_payload(
                         &mut series_payload,
@@ -210,10 +214,6 @@ impl State {
                         s.series.labels(),
                     );
                     record::frame(&mut self.buf, 0, &series_payload);
-                    self.ids
-                        .entry(s.series.hash())
-                        .or_default()
-                        .push((Arc::clone(&s.series), id));
                     id
                 }
             };
@@ -223,8 +223,11 @@ impl State {
         record::frame(&mut self.buf, n, &self.payload);
         if let Err(e) = self.active.write_all(&self.buf) {
             // A partial write is cut at open like a torn tail; start a fresh
-            // segment so later records are not appended after garbage.
+            // segment so later records are not appended after garbage. If
+            // even that fails, series are defined again under new ids (the
+            // table keeps the old ones, so ids and table stay in step).
             self.ids.clear();
+            self.collided.clear();
             let _ = self.roll();
             return Err(e);
         }
@@ -241,6 +244,43 @@ impl State {
         Ok(())
     }
 
+    /// The id of `series` in the active segment, if it has one.
+    fn series_id(&self, series: &SeriesRef) -> Option<u32> {
+        let table = &self.tables.back()?.1;
+        let is = |id: u32| table.get(id as usize).is_some_and(|s| same(s, series));
+        match self.ids.get(&series.hash()) {
+            Some(&id) if is(id) => Some(id),
+            Some(_) => self.collided.iter().copied().find(|&id| is(id)),
+            None => None,
+        }
+    }
+
+    /// Gives `series` the next id of the active segment.
+    fn define_series(&mut self, series: &SeriesRef) -> u32 {
+        let Some((_, table)) = self.tables.back_mut() else {
+            return 0;
+        };
+        // A segment holds far fewer than 2^32 series (its size is bounded).
+        let id = u32::try_from(table.len()).unwrap_or(u32::MAX);
+        table.push(Arc::clone(series));
+        if let std::collections::hash_map::Entry::Vacant(e) = self.ids.entry(series.hash()) {
+            e.insert(id);
+        } else {
+            self.collided.push(id);
+        }
+        id
+    }
+
+    /// Drops the series tables nobody needs any more: only the active
+    /// segment's and the reader's are kept, so memory does not grow with
+    /// the backlog (older segments are decoded from disk when read).
+    fn prune_tables(&mut self) {
+        let active = self.segments.back().map_or(0, |s| s.seq);
+        let reading = self.cursor.segment;
+        self.tables
+            .retain(|(seq, _)| *seq == active || *seq == reading);
+    }
+
     /// Starts a new active segment.
     fn roll(&mut self) -> io::Result<()> {
         let seq = self.segments.back().map_or(1, |s| s.seq + 1);
@@ -249,7 +289,8 @@ impl State {
         self.active.sync_data()?;
         self.active = file;
         self.ids.clear();
-        self.next_id = 0;
+        self.collided.clear();
+        self.tables.push_back((seq, Vec::new()));
         self.dir_dirty = true;
         self.segments.push_back(SegMeta {
             seq,
@@ -257,6 +298,7 @@ impl State {
             samples: 0,
             read: 0,
         });
+        self.prune_tables();
         Ok(())
     }
 
@@ -310,6 +352,7 @@ impl State {
         };
         self.reader = None;
         self.series.clear();
+        self.prune_tables();
     }
 
     /// Acknowledges `n` samples of record `id`.

@@ -71,6 +71,7 @@ impl State {
             };
             self.reader = None;
             self.series.clear();
+            self.prune_tables();
         }
     }
 
@@ -90,6 +91,7 @@ impl State {
             };
             self.reader = None;
             self.series.clear();
+            self.prune_tables();
         }
         let limit = self.segments[idx].bytes;
         if self.cursor.offset >= limit {
@@ -129,6 +131,14 @@ impl State {
         } else {
             u64::from(lost)
         };
+        // A segment this process is writing (or wrote last) has its series
+        // in the writer's table: no need to decode their label sets.
+        let table = self
+            .tables
+            .iter()
+            .find(|(seq, _)| *seq == end.segment)
+            .map(|(_, t)| t);
+        let payload = payload.filter(|p| table.is_none() || !record::is_series(p));
         match payload.as_deref().map(record::decode) {
             Some(Some(Payload::Series {
                 id,
@@ -140,7 +150,11 @@ impl State {
             Some(Some(Payload::Samples(samples))) if !replayed => {
                 let record = self.first_record + self.records.len() as u64;
                 for (id, ts, value) in samples {
-                    let Some(series) = self.series.get(&id) else {
+                    let series = match table {
+                        Some(t) => t.get(id as usize),
+                        None => self.series.get(&id),
+                    };
+                    let Some(series) = series else {
                         missing += 1;
                         continue;
                     };
@@ -211,5 +225,6 @@ impl State {
         };
         self.reader = None;
         self.series.clear();
+        self.prune_tables();
     }
 }
