@@ -13,6 +13,7 @@ fn sample(series: &SeriesRef, timestamp_ms: i64, value: f64) -> Sample {
         series: series.clone(),
         timestamp_ms,
         value,
+        extra: None,
     }
 }
 

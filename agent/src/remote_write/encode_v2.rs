@@ -168,6 +168,7 @@ mod tests {
             series: series.clone(),
             timestamp_ms: ts,
             value: v,
+            extra: None,
         };
         let samples = [s(&a, 1, 1.0), s(&b, 1, 2.0), s(&a, 2, stale_nan())];
         let mut enc = EncoderV2::new();

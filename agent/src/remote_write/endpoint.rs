@@ -92,11 +92,7 @@ impl EndpointShared {
             .iter()
             .filter_map(|s| {
                 let series = self.mapper.map(&rules, &s.series)?;
-                Some(Sample {
-                    series,
-                    timestamp_ms: s.timestamp_ms,
-                    value: s.value,
-                })
+                Some(s.with_series(series))
             })
             .collect();
         self.metrics

@@ -31,7 +31,7 @@ impl SeriesRules {
         // Labels keeps itself sorted, unique and free of empty values; the
         // remaining 1.0 rules (name syntax) are checked by the encoder.
         (self.write_relabel.process(&mut labels) && !labels.is_empty())
-            .then(|| Series::new(labels, series.metric_type()))
+            .then(|| series.relabeled(labels))
     }
 }
 

@@ -135,6 +135,7 @@ impl SeriesCache {
                     series,
                     timestamp_ms,
                     value: stale_nan(),
+                    extra: None,
                 });
                 stale += 1;
             }
@@ -170,6 +171,7 @@ pub fn ingest(
                         series: series.clone(),
                         timestamp_ms: scrape_ts,
                         value: stale_nan(),
+                        extra: None,
                     });
                     stats.stale += 1;
                 }
@@ -244,6 +246,7 @@ fn ingest_body(
             series,
             timestamp_ms,
             value: s.value,
+            extra: None,
         });
     }
     Ok(())

@@ -373,7 +373,7 @@ impl State {
 }
 
 fn same(a: &SeriesRef, b: &SeriesRef) -> bool {
-    Arc::ptr_eq(a, b) || a.labels() == b.labels()
+    a.same_as(b)
 }
 
 fn create_segment(dir: &std::path::Path, seq: u64) -> io::Result<File> {

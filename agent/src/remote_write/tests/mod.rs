@@ -57,6 +57,7 @@ fn samples(all: &[SeriesRef], ts: i64) -> Vec<Sample> {
             series: s.clone(),
             timestamp_ms: ts,
             value: ts as f64,
+            extra: None,
         })
         .collect()
 }
@@ -107,11 +108,13 @@ async fn method_headers_path_and_sorted_labels_are_exact() {
             series: s.clone(),
             timestamp_ms: 1000,
             value: 1.5,
+            extra: None,
         },
         Sample {
             series: s,
             timestamp_ms: 2000,
             value: stale_nan(),
+            extra: None,
         },
     ]);
     assert!(eventually(WAIT, || rx.delivered().len() == 2).await);
@@ -391,6 +394,7 @@ async fn series_breaking_the_label_rules_are_dropped_and_counted() {
         series: bad,
         timestamp_ms: 1000,
         value: 1.0,
+        extra: None,
     });
     w.sink().append(&batch);
     assert!(eventually(WAIT, || status(&w).samples_dropped["invalid_labels"] == 1).await);

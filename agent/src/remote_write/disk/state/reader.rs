@@ -151,6 +151,7 @@ impl State {
                                 series: Arc::clone(series),
                                 timestamp_ms: ts,
                                 value,
+                                extra: None,
                             },
                             record,
                         });
