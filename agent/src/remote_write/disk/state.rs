@@ -190,7 +190,8 @@ impl State {
     fn append_record(&mut self, chunk: &[Sample]) -> io::Result<()> {
         self.buf.clear();
         self.payload.clear();
-        record::samples_payload(&mut self.payload, chunk.len());
+        let extras = chunk.iter().any(|s| s.extra.is_some());
+        record::samples_payload(&mut self.payload, chunk.len(), extras);
         let mut series_payload = Vec::new();
         for s in chunk {
             let id = match self
@@ -203,12 +204,7 @@ impl State {
                     let id = self.next_id;
                     self.next_id = self.next_id.wrapping_add(1);
                     series_payload.clear();
-                    record::series_payload(
-                        &mut series_payload,
-                        id,
-                        s.series.metric_type(),
-                        s.series.labels(),
-                    );
+                    record::series_payload(&mut series_payload, id, &s.series);
                     record::frame(&mut self.buf, 0, &series_payload);
                     self.ids
                         .entry(s.series.hash())
@@ -218,6 +214,9 @@ impl State {
                 }
             };
             record::push_sample(&mut self.payload, id, s.timestamp_ms, s.value);
+            if extras {
+                record::push_extra(&mut self.payload, s.extra.as_deref());
+            }
         }
         let n = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
         record::frame(&mut self.buf, n, &self.payload);

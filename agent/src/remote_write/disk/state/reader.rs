@@ -134,13 +134,15 @@ impl State {
                 id,
                 metric_type,
                 labels,
+                metadata,
             })) => {
-                self.series.insert(id, Series::new(labels, metric_type));
+                self.series
+                    .insert(id, Series::with_metadata(labels, metric_type, metadata));
             }
             Some(Some(Payload::Samples(samples))) if !replayed => {
                 let record = self.first_record + self.records.len() as u64;
-                for (id, ts, value) in samples {
-                    let Some(series) = self.series.get(&id) else {
+                for r in samples {
+                    let Some(series) = self.series.get(&r.id) else {
                         missing += 1;
                         continue;
                     };
@@ -149,9 +151,9 @@ impl State {
                         w.push_back(Windowed {
                             sample: Sample {
                                 series: Arc::clone(series),
-                                timestamp_ms: ts,
-                                value,
-                                extra: None,
+                                timestamp_ms: r.timestamp_ms,
+                                value: r.value,
+                                extra: r.extra,
                             },
                             record,
                         });
