@@ -475,8 +475,7 @@ mod tests {
         let Some(Payload::Samples(s)) = decode(&p) else {
             panic!("decode")
         };
-        let got: Vec<Option<SampleExtra>> =
-            s.iter().map(|r| r.extra.as_deref().cloned()).collect();
+        let got: Vec<Option<SampleExtra>> = s.iter().map(|r| r.extra.as_deref().cloned()).collect();
         assert_eq!(got, [Some(both), None, Some(created)]);
         assert_eq!(decode(&p[..p.len() - 1]), None, "short extras");
         let mut bad = Vec::new();
