@@ -37,6 +37,7 @@ fn config(name: &str, url: url::Url, tune: impl FnOnce(&mut QueueConfig)) -> Rem
         write_relabel_configs: Rules::default(),
         queue,
         protobuf_message: ProtobufMessage::V1,
+        send_exemplars: false,
     }
 }
 
