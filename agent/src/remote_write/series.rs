@@ -137,6 +137,41 @@ mod tests {
     }
 
     #[test]
+    fn rewritten_series_keep_type_help_and_unit() {
+        let m = SeriesMapper::new(
+            Labels::from_pairs([("cluster", "c1")]),
+            Rules::default(),
+            64,
+        );
+        let meta = Arc::new(crate::model::Metadata {
+            help: "Requests.".to_owned(),
+            unit: "requests".to_owned(),
+        });
+        let input = Series::with_metadata(
+            Labels::from_pairs([("__name__", "req_total")]),
+            MetricType::Counter,
+            Some(Arc::clone(&meta)),
+        );
+        let out = m.map(&m.rules(), &input).expect("kept");
+        assert_eq!(out.labels().get("cluster"), Some("c1"));
+        assert_eq!((out.help(), out.unit()), ("Requests.", "requests"));
+        assert!(Arc::ptr_eq(out.metadata().expect("kept"), &meta));
+        // New help for the same labels is a different series to the cache.
+        let changed = Series::with_metadata(
+            input.labels().clone(),
+            MetricType::Counter,
+            Some(Arc::new(crate::model::Metadata {
+                help: "All requests.".to_owned(),
+                unit: "requests".to_owned(),
+            })),
+        );
+        assert_eq!(
+            m.map(&m.rules(), &changed).expect("kept").help(),
+            "All requests."
+        );
+    }
+
+    #[test]
     fn without_rules_the_input_series_passes_through_uncached() {
         let m = SeriesMapper::new(Labels::new(), Rules::default(), 64);
         let input = series(&[("__name__", "up")]);

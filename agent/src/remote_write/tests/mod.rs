@@ -1,6 +1,7 @@
 //! End-to-end tests: a real `RemoteWriter` against the in-process receiver.
 
 mod durable;
+mod extras;
 mod lifecycle;
 mod receiver;
 mod relabel;

@@ -10,7 +10,7 @@
 //! metadata with one pointer comparison.
 
 use std::borrow::Cow;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use rustc_hash::{FxBuildHasher, FxHashMap};
@@ -254,11 +254,7 @@ pub(super) fn point_key(labels: &[LabelRef<'_>]) -> u64 {
     labels
         .iter()
         .filter(|l| !POINT_LABELS.contains(&l.name.as_ref()) && !l.value.is_empty())
-        .map(|l| {
-            let mut h = FxBuildHasher.build_hasher();
-            (l.name.as_ref(), l.value.as_ref()).hash(&mut h);
-            h.finish()
-        })
+        .map(|l| FxBuildHasher.hash_one((l.name.as_ref(), l.value.as_ref())))
         .fold(0u64, u64::wrapping_add)
 }
 
