@@ -178,6 +178,7 @@ pub async fn run(
         enrich_metrics,
     );
     let mut scrapes = ScrapeManager::new(enricher.sink(), &mut registry);
+    scrapes.set_keep_exemplars(sends_exemplars(&config));
     // Collectors load their eBPF programs now; one that fails is reported,
     // never fatal. Their settings take effect at start only.
     let collectors = Arc::new(Collectors::start(
@@ -320,6 +321,11 @@ fn with_pod_jobs(
 }
 
 /// Hands every `kubernetes_sd_configs` job the current pods of this node.
+/// Scrapes keep exemplars only when some endpoint sends them.
+fn sends_exemplars(config: &Config) -> bool {
+    config.remote_write.iter().any(|rw| rw.send_exemplars)
+}
+
 async fn discover_pods(scrapes: &mut ScrapeManager, kube: &Kubernetes) {
     let jobs = scrapes.kubernetes_sd_jobs();
     if jobs.is_empty() {
@@ -378,6 +384,7 @@ async fn reload(
         .scrape_configs(&config, &discovery_node(&config), &kube.store.pods())
         .await;
     let jobs = with_pod_jobs(jobs, &config, kube);
+    scrapes.set_keep_exemplars(sends_exemplars(&config));
     if let Err(e) = scrapes.apply(&jobs, self_scrape(&config).as_ref()).await {
         error!(error = %e, "reload: scrape_configs not applied; keeping the previous jobs");
         return None;

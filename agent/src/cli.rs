@@ -221,6 +221,7 @@ fn scrape(url: &str, config_path: Option<&Path>, job: Option<&str>) -> anyhow::R
         metric_relabel: job_cfg.metric_relabel_configs.clone(),
         sample_limit: job_cfg.sample_limit,
         label_limit: job_cfg.label_limit,
+        keep_exemplars: false,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

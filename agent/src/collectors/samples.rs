@@ -99,6 +99,7 @@ impl CgroupSamples {
                     series: series.clone(),
                     timestamp_ms: now_ms,
                     value: stale_nan(),
+                    extra: None,
                 }));
             }
             live
@@ -149,6 +150,7 @@ impl Emitter<'_> {
             series,
             timestamp_ms: self.now_ms,
             value,
+            extra: None,
         });
     }
 

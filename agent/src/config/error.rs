@@ -131,10 +131,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "not supported yet: use authorization or basic_auth",
     ),
     (
-        "send_exemplars",
-        "exemplars are not sent yet: remove the line",
-    ),
-    (
         "send_native_histograms",
         "native histograms are not sent yet: remove the line",
     ),

@@ -68,6 +68,8 @@ pub(super) struct RawRemoteWrite {
     queue_config: Option<RawQueue>,
     /// `prometheus.WriteRequest` (default), `io.prometheus.write.v2.Request` or `auto`.
     protobuf_message: Option<String>,
+    /// Send exemplars scraped from OpenMetrics targets (default false).
+    send_exemplars: Option<Flag>,
 }
 
 /// `queue_config:` as written; unset fields take [`QueueConfig::default`].
@@ -167,6 +169,7 @@ impl RawRemoteWrite {
         };
         Ok(RemoteWriteConfig {
             protobuf_message,
+            send_exemplars: self.send_exemplars.is_some_and(|f| f.0),
             url,
             name,
             headers,

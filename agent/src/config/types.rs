@@ -204,6 +204,8 @@ pub struct RemoteWriteConfig {
     pub queue: QueueConfig,
     /// Which wire message to send (`protobuf_message`).
     pub protobuf_message: ProtobufMessage,
+    /// Send exemplars (`send_exemplars`, default false, as in Prometheus).
+    pub send_exemplars: bool,
 }
 
 /// `protobuf_message:` of a remote_write endpoint.

@@ -148,6 +148,7 @@ fn curated_set_on_the_real_kube_controller_manager_payload() {
         metric_relabel: curated_rules(Component::ControllerManager).unwrap(),
         sample_limit: 0,
         label_limit: 0,
+        keep_exemplars: false,
     };
     let mut out = Vec::new();
     let stats = crate::scrape::ingest::ingest(

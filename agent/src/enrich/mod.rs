@@ -36,7 +36,7 @@ use prometheus_client::registry::Registry;
 pub use labels::{LabelPlan, Resolution, names, sanitize};
 
 use crate::kube::{PodStore, Synced};
-use crate::model::{Sample, SampleSink, Series, SeriesRef, stale_nan};
+use crate::model::{Sample, SampleSink, SeriesRef, stale_nan};
 
 /// How often held samples are re-checked and idle cache entries dropped.
 const TICK: Duration = Duration::from_millis(250);
@@ -248,7 +248,7 @@ impl Inner {
     ) {
         let key = s.series.hash();
         let fresh = match st.cache.get(&key) {
-            Some(e) => !(Arc::ptr_eq(&e.input, &s.series) || e.input.labels() == s.series.labels()),
+            Some(e) => !e.input.same_as(&s.series),
             None => true,
         };
         if fresh {
@@ -256,7 +256,7 @@ impl Inner {
             let output = if labels == *s.series.labels() {
                 s.series.clone()
             } else {
-                Series::new(labels, s.series.metric_type())
+                s.series.relabeled(labels)
             };
             let hold_until = if resolution == Resolution::Waiting {
                 self.hold.deadline(now)
@@ -320,11 +320,7 @@ impl Inner {
             return;
         };
         entry.hold_until = None;
-        out.push(Sample {
-            series: entry.output.clone(),
-            timestamp_ms: s.timestamp_ms,
-            value: s.value,
-        });
+        out.push(s.with_series(entry.output.clone()));
     }
 
     /// Re-resolves an incomplete entry; when its labels change, the old
@@ -342,13 +338,9 @@ impl Inner {
         if labels != *entry.output.labels() {
             // Held samples were never sent under the old labels.
             if entry.hold_until.is_none() {
-                out.push(Sample {
-                    series: entry.output.clone(),
-                    timestamp_ms,
-                    value: stale_nan(),
-                });
+                out.push(Sample::new(entry.output.clone(), timestamp_ms, stale_nan()));
             }
-            entry.output = Series::new(labels, entry.input.metric_type());
+            entry.output = entry.input.relabeled(labels);
         }
     }
 
@@ -377,11 +369,7 @@ impl Inner {
             }
             // Released: later samples of this series go straight through.
             entry.hold_until = None;
-            out.push(Sample {
-                series: entry.output.clone(),
-                timestamp_ms: s.timestamp_ms,
-                value: s.value,
-            });
+            out.push(s.with_series(entry.output.clone()));
         }
         st.held = keep;
         self.metrics

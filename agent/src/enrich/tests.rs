@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::kube::{ContainerKind, ContainerMeta, PodMeta, Workload};
-use crate::model::{Labels, MetricType, is_stale_nan};
+use crate::model::{Labels, MetricType, Series, is_stale_nan};
 
 const UID: &str = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
 const UID_: &str = "0f1e2d3c_4b5a_6978_8796_a5b4c3d2e1f0";
@@ -67,6 +67,7 @@ fn sample(series: &SeriesRef, t: i64) -> Sample {
         series: series.clone(),
         timestamp_ms: t,
         value: t as f64,
+        extra: None,
     }
 }
 

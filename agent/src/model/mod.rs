@@ -8,6 +8,6 @@ mod sample;
 
 pub use labels::{InvalidLabels, Label, Labels, is_valid_label_name, is_valid_metric_name};
 pub use sample::{
-    MetricType, STALE_NAN_BITS, Sample, SampleSink, Series, SeriesRef, WireLabels, is_stale_nan,
-    stale_nan,
+    Exemplar, Metadata, MetricType, STALE_NAN_BITS, Sample, SampleExtra, SampleSink, Series,
+    SeriesRef, WireLabels, is_stale_nan, stale_nan,
 };

@@ -56,6 +56,17 @@ impl MetricType {
     }
 }
 
+/// `# HELP` and `# UNIT` of a metric family. One allocation is shared by
+/// every series of the family and reused across scrapes while the text stays
+/// the same, so an unchanged series carries it at no cost.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Hash)]
+pub struct Metadata {
+    /// The help text (empty when the family has none).
+    pub help: String,
+    /// The unit (empty when the family has none).
+    pub unit: String,
+}
+
 /// A series after all relabeling: immutable and shared, with its identity
 /// hash computed once. Scrape caches hand out the same `Arc` on every scrape
 /// of an unchanged series, so later stages can cache per series cheaply.
@@ -64,6 +75,7 @@ pub struct Series {
     labels: Labels,
     hash: u64,
     metric_type: MetricType,
+    metadata: Option<Arc<Metadata>>,
     /// The remote write encoding of the labels, made by the first request
     /// that carries the series: kept here rather than in a per-encoder map,
     /// so sending a sample costs no lookup and no second copy of the bytes.
@@ -80,6 +92,7 @@ impl PartialEq for Series {
         self.hash == other.hash
             && self.metric_type == other.metric_type
             && self.labels == other.labels
+            && self.same_metadata(other)
     }
 }
 
@@ -89,13 +102,45 @@ pub type SeriesRef = Arc<Series>;
 impl Series {
     /// Wraps a final label set.
     pub fn new(labels: Labels, metric_type: MetricType) -> SeriesRef {
+        Self::with_metadata(labels, metric_type, None)
+    }
+
+    /// Wraps a final label set with its family's help and unit.
+    pub fn with_metadata(
+        labels: Labels,
+        metric_type: MetricType,
+        metadata: Option<Arc<Metadata>>,
+    ) -> SeriesRef {
         let hash = labels.stable_hash();
         Arc::new(Self {
             labels,
             hash,
             metric_type,
             wire: OnceLock::new(),
+            metadata,
         })
+    }
+
+    /// The same family (type, help, unit) under other labels: what later
+    /// stages (enrichment, external labels, write relabeling) build.
+    pub fn relabeled(&self, labels: Labels) -> SeriesRef {
+        Self::with_metadata(labels, self.metric_type, self.metadata.clone())
+    }
+
+    /// True when `other` has the same labels, type and metadata: caches
+    /// keyed by series use it so a family whose HELP changed is rebuilt.
+    pub fn same_as(&self, other: &Series) -> bool {
+        std::ptr::eq(self, other)
+            || (self.labels == other.labels
+                && self.metric_type == other.metric_type
+                && self.same_metadata(other))
+    }
+
+    fn same_metadata(&self, other: &Series) -> bool {
+        match (&self.metadata, &other.metadata) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+            (a, b) => a.is_none() && b.is_none(),
+        }
     }
 
     /// The series' labels (sorted, no empty values).
@@ -119,6 +164,21 @@ impl Series {
     pub fn wire_labels(&self, encode: impl FnOnce(&Labels) -> WireLabels) -> &WireLabels {
         self.wire.get_or_init(|| encode(&self.labels))
     }
+
+    /// Help and unit of the family, if the exposition declared any.
+    pub fn metadata(&self) -> Option<&Arc<Metadata>> {
+        self.metadata.as_ref()
+    }
+
+    /// The family's help text, `""` when none.
+    pub fn help(&self) -> &str {
+        self.metadata.as_ref().map_or("", |m| m.help.as_str())
+    }
+
+    /// The family's unit, `""` when none.
+    pub fn unit(&self) -> &str {
+        self.metadata.as_ref().map_or("", |m| m.unit.as_str())
+    }
 }
 
 /// One value of one series at one time.
@@ -130,6 +190,69 @@ pub struct Sample {
     pub timestamp_ms: i64,
     /// The value; [`stale_nan`] marks the series stale.
     pub value: f64,
+    /// Rare per-sample extras (created timestamp, exemplar); `None` for
+    /// almost every sample, so a sample stays four words.
+    pub extra: Option<Arc<SampleExtra>>,
+}
+
+impl Sample {
+    /// A plain sample without extras.
+    pub fn new(series: SeriesRef, timestamp_ms: i64, value: f64) -> Self {
+        Self {
+            series,
+            timestamp_ms,
+            value,
+            extra: None,
+        }
+    }
+
+    /// This sample's value, time and extras under another series.
+    pub fn with_series(&self, series: SeriesRef) -> Self {
+        Self {
+            series,
+            timestamp_ms: self.timestamp_ms,
+            value: self.value,
+            extra: self.extra.clone(),
+        }
+    }
+
+    /// The created (start) time of the counter, histogram or summary this
+    /// sample belongs to, in ms, if the exposition gave one (`_created`).
+    pub fn created_ms(&self) -> Option<i64> {
+        self.extra.as_ref().and_then(|e| e.created_ms)
+    }
+
+    /// The sample's exemplar, if one was kept.
+    pub fn exemplar(&self) -> Option<&Exemplar> {
+        self.extra.as_ref().and_then(|e| e.exemplar.as_ref())
+    }
+}
+
+/// What only some samples carry, behind one pointer in [`Sample`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SampleExtra {
+    /// Created (start) time in ms, from OpenMetrics `_created`.
+    pub created_ms: Option<i64>,
+    /// The exemplar attached to the sample (kept only when an endpoint sends exemplars).
+    pub exemplar: Option<Exemplar>,
+}
+
+impl SampleExtra {
+    /// `None` when nothing is set, so empty extras cost no allocation downstream.
+    pub fn into_option(self) -> Option<Arc<Self>> {
+        (self.created_ms.is_some() || self.exemplar.is_some()).then(|| Arc::new(self))
+    }
+}
+
+/// An OpenMetrics exemplar: an example observation, typically a trace id.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exemplar {
+    /// The exemplar's labels (e.g. `trace_id`).
+    pub labels: Labels,
+    /// The observed value.
+    pub value: f64,
+    /// Milliseconds since the epoch; the sample's time when the exposition gave none.
+    pub timestamp_ms: i64,
 }
 
 /// The input of the delivery stage: whatever produces samples (a scrape, a
@@ -142,6 +265,40 @@ pub trait SampleSink: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sample_stays_four_words() {
+        // The hot path moves millions of these; extras live behind one pointer.
+        assert!(std::mem::size_of::<Sample>() <= 32);
+        assert_eq!(std::mem::size_of::<Option<Arc<SampleExtra>>>(), 8);
+    }
+
+    #[test]
+    fn same_as_compares_labels_type_and_metadata() {
+        let labels = Labels::from_pairs([("__name__", "m")]);
+        let help = |h: &str| {
+            Some(Arc::new(Metadata {
+                help: h.to_owned(),
+                unit: String::new(),
+            }))
+        };
+        let a = Series::with_metadata(labels.clone(), MetricType::Counter, help("x"));
+        let b = Series::with_metadata(labels.clone(), MetricType::Counter, help("x"));
+        let c = Series::with_metadata(labels.clone(), MetricType::Counter, help("y"));
+        let d = Series::new(labels.clone(), MetricType::Counter);
+        assert!(a.same_as(&b));
+        assert!(!a.same_as(&c));
+        assert!(!a.same_as(&d));
+        let moved = a.relabeled(Labels::from_pairs([("__name__", "n")]));
+        assert_eq!(
+            (moved.help(), moved.metric_type()),
+            ("x", MetricType::Counter)
+        );
+        assert!(Arc::ptr_eq(
+            moved.metadata().expect("kept"),
+            a.metadata().expect("set")
+        ));
+    }
 
     #[test]
     fn stale_marker_is_not_any_nan() {

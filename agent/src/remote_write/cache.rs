@@ -43,7 +43,7 @@ struct Slot<V> {
 }
 
 fn same(a: &SeriesRef, b: &Series) -> bool {
-    std::ptr::eq(Arc::as_ptr(a), b) || a.labels() == b.labels()
+    a.same_as(b)
 }
 
 /// Bounded map from a series to a value derived from it.

@@ -13,7 +13,7 @@ use http_body_util::Full;
 use prost::encoding::{encode_varint, encoded_len_varint};
 
 pub use crate::model::InvalidLabels;
-use crate::model::{Labels, Sample, is_valid_label_name, is_valid_metric_name};
+use crate::model::{Exemplar, Labels, Sample, is_valid_label_name, is_valid_metric_name};
 
 /// `User-Agent` sent with every request.
 pub const USER_AGENT_VALUE: &str = concat!("crowsnest/", env!("CARGO_PKG_VERSION"));
@@ -26,6 +26,10 @@ pub const VERSION_1_0: &str = "0.1.0";
 const TAG_TIMESERIES: u8 = 1 << 3 | 2; // WriteRequest.timeseries, length-delimited
 const TAG_TS_LABELS: u8 = 1 << 3 | 2; // TimeSeries.labels
 const TAG_TS_SAMPLES: u8 = 2 << 3 | 2; // TimeSeries.samples
+const TAG_TS_EXEMPLARS: u8 = 3 << 3 | 2; // TimeSeries.exemplars
+const TAG_EXEMPLAR_LABELS: u8 = 1 << 3 | 2; // Exemplar.labels
+const TAG_EXEMPLAR_VALUE: u8 = 2 << 3 | 1; // Exemplar.value, 64-bit
+const TAG_EXEMPLAR_TS: u8 = 3 << 3; // Exemplar.timestamp, varint
 const TAG_LABEL_NAME: u8 = 1 << 3 | 2; // Label.name
 const TAG_LABEL_VALUE: u8 = 2 << 3 | 2; // Label.value
 const TAG_SAMPLE_VALUE: u8 = 1 << 3 | 1; // Sample.value, 64-bit
@@ -94,6 +98,8 @@ pub struct Encoded {
 pub struct Encoder {
     first_invalid: Option<InvalidLabels>,
     proto: Vec<u8>,
+    // One exemplar message, before its length is known.
+    exemplar: Vec<u8>,
     compressed: Vec<u8>,
     snappy: snap::raw::Encoder,
 }
@@ -110,13 +116,15 @@ impl Encoder {
         Self {
             first_invalid: None,
             proto: Vec::new(),
+            exemplar: Vec::new(),
             compressed: Vec::new(),
             snappy: snap::raw::Encoder::new(),
         }
     }
 
     /// The uncompressed `WriteRequest` of `samples` (one `TimeSeries` per
-    /// sample, like Prometheus), left in an internal buffer.
+    /// sample, like Prometheus; a kept exemplar rides in its sample's
+    /// `TimeSeries.exemplars`), left in an internal buffer.
     pub fn encode_proto(&mut self, samples: &[Sample]) -> (&[u8], usize) {
         self.proto.clear();
         let mut invalid = 0;
@@ -134,7 +142,14 @@ impl Encoder {
             };
             let ts = s.timestamp_ms as u64; // protobuf int64 is the two's complement as varint
             let sample_len = 1 + 8 + 1 + encoded_len_varint(ts);
-            let series_len = labels.len() + 1 + encoded_len_varint(sample_len as u64) + sample_len;
+            let mut series_len =
+                labels.len() + 1 + encoded_len_varint(sample_len as u64) + sample_len;
+            self.exemplar.clear();
+            if let Some(e) = s.exemplar() {
+                encode_exemplar(e, &mut self.exemplar);
+                series_len +=
+                    1 + encoded_len_varint(self.exemplar.len() as u64) + self.exemplar.len();
+            }
             self.proto.push(TAG_TIMESERIES);
             encode_varint(series_len as u64, &mut self.proto);
             self.proto.extend_from_slice(labels);
@@ -147,6 +162,11 @@ impl Encoder {
                 .extend_from_slice(&s.value.to_bits().to_le_bytes());
             self.proto.push(TAG_SAMPLE_TS);
             encode_varint(ts, &mut self.proto);
+            if !self.exemplar.is_empty() {
+                self.proto.push(TAG_TS_EXEMPLARS);
+                encode_varint(self.exemplar.len() as u64, &mut self.proto);
+                self.proto.extend_from_slice(&self.exemplar);
+            }
         }
         (&self.proto, invalid)
     }
@@ -172,19 +192,33 @@ impl Encoder {
 fn encode_labels(labels: &Labels) -> Result<Box<[u8]>, InvalidLabels> {
     validate(labels)?;
     let mut out = Vec::new();
+    push_labels(labels, TAG_TS_LABELS, &mut out);
+    Ok(out.into_boxed_slice())
+}
+
+/// `Label` messages as repeated field `tag`.
+fn push_labels(labels: &Labels, tag: u8, out: &mut Vec<u8>) {
     for l in labels {
         let (n, v) = (l.name.len(), l.value.len());
         let label_len = 1 + encoded_len_varint(n as u64) + n + 1 + encoded_len_varint(v as u64) + v;
-        out.push(TAG_TS_LABELS);
-        encode_varint(label_len as u64, &mut out);
+        out.push(tag);
+        encode_varint(label_len as u64, out);
         out.push(TAG_LABEL_NAME);
-        encode_varint(n as u64, &mut out);
+        encode_varint(n as u64, out);
         out.extend_from_slice(l.name.as_bytes());
         out.push(TAG_LABEL_VALUE);
-        encode_varint(v as u64, &mut out);
+        encode_varint(v as u64, out);
         out.extend_from_slice(l.value.as_bytes());
     }
-    Ok(out.into_boxed_slice())
+}
+
+/// The fields of an `Exemplar` message (without its tag and length).
+fn encode_exemplar(e: &Exemplar, out: &mut Vec<u8>) {
+    push_labels(&e.labels, TAG_EXEMPLAR_LABELS, out);
+    out.push(TAG_EXEMPLAR_VALUE);
+    out.extend_from_slice(&e.value.to_bits().to_le_bytes());
+    out.push(TAG_EXEMPLAR_TS);
+    encode_varint(e.timestamp_ms as u64, out);
 }
 
 /// The reserved remote write 1.0 headers, after the configured ones so the

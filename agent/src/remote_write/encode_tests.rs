@@ -13,6 +13,7 @@ fn sample(series: &SeriesRef, timestamp_ms: i64, value: f64) -> Sample {
         series: series.clone(),
         timestamp_ms,
         value,
+        extra: None,
     }
 }
 
@@ -35,6 +36,22 @@ fn expected(samples: &[Sample]) -> proto::WriteRequest {
                     value: s.value,
                     timestamp: s.timestamp_ms,
                 }],
+                exemplars: s
+                    .exemplar()
+                    .map(|e| proto::Exemplar {
+                        labels: e
+                            .labels
+                            .iter()
+                            .map(|l| proto::Label {
+                                name: l.name.clone(),
+                                value: l.value.clone(),
+                            })
+                            .collect(),
+                        value: e.value,
+                        timestamp: e.timestamp_ms,
+                    })
+                    .into_iter()
+                    .collect(),
                 ..Default::default()
             })
             .collect(),
@@ -227,4 +244,52 @@ fn headers_are_exactly_the_reserved_ones_plus_custom() {
     )
     .expect("request");
     assert_eq!(req.method(), http::Method::POST);
+}
+
+#[test]
+fn exemplars_ride_in_their_samples_time_series() {
+    use std::sync::Arc;
+
+    use crate::model::{Exemplar, SampleExtra};
+    let h = series(&[("__name__", "h_bucket"), ("le", "1")]);
+    let with = |created_ms, exemplar| {
+        let mut s = sample(&h, 1_700_000_000_000, 3.0);
+        s.extra = Some(Arc::new(SampleExtra {
+            created_ms,
+            exemplar,
+        }));
+        s
+    };
+    let samples = vec![
+        with(
+            Some(5),
+            Some(Exemplar {
+                labels: Labels::from_pairs([("trace_id", "abc"), ("span_id", "d")]),
+                value: 0.5,
+                timestamp_ms: -3,
+            }),
+        ),
+        with(
+            None,
+            Some(Exemplar {
+                labels: Labels::new(),
+                value: f64::NAN,
+                timestamp_ms: 1,
+            }),
+        ),
+        // 1.0 has no created timestamp: this is a plain sample.
+        with(Some(5), None),
+        sample(&h, 1_700_000_000_001, 4.0),
+    ];
+    let mut enc = Encoder::new();
+    let (bytes, invalid) = enc.encode_proto(&samples);
+    assert_eq!(invalid, 0);
+    let got = proto::WriteRequest::decode(bytes).expect("decodes");
+    let want = expected(&samples);
+    assert_eq!(got.timeseries.len(), 4);
+    assert_eq!(got.timeseries[0], want.timeseries[0]);
+    assert_eq!(got.timeseries[0].exemplars[0].labels[0].name, "span_id");
+    assert!(got.timeseries[1].exemplars[0].value.is_nan());
+    assert_eq!(got.timeseries[2..], want.timeseries[2..]);
+    assert!(got.timeseries[2].exemplars.is_empty());
 }

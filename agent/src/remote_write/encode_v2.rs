@@ -12,8 +12,8 @@ use http::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue, USER_
 use prost::Message;
 
 use super::encode::{EncodeError, Encoded, InvalidLabels, USER_AGENT_VALUE, VERSION_HEADER};
-use super::proto_v2::{Metadata, MetricType, Request, Sample, TimeSeries};
-use crate::model::Sample as ModelSample;
+use super::proto_v2::{Exemplar, Metadata, MetricType, Request, Sample, TimeSeries};
+use crate::model::{Labels, Sample as ModelSample};
 
 /// The 2.0 version header value.
 pub const VERSION_2_0: &str = "2.0.0";
@@ -51,6 +51,16 @@ impl<'a> Symbols<'a> {
         self.index.insert(s, i);
         i
     }
+
+    /// Name and value refs of `labels`, in order.
+    fn refs(&mut self, labels: &'a Labels) -> Vec<u32> {
+        let mut refs = Vec::with_capacity(labels.len() * 2);
+        for l in labels {
+            refs.push(self.get(&l.name));
+            refs.push(self.get(&l.value));
+        }
+        refs
+    }
 }
 
 impl EncoderV2 {
@@ -81,19 +91,15 @@ impl EncoderV2 {
             let i = match found {
                 Some(i) => i,
                 None => {
-                    let mut refs = Vec::with_capacity(s.series.labels().len() * 2);
-                    for l in s.series.labels() {
-                        refs.push(symbols.get(&l.name));
-                        refs.push(symbols.get(&l.value));
-                    }
                     series.push(TimeSeries {
-                        labels_refs: refs,
+                        labels_refs: symbols.refs(s.series.labels()),
                         samples: Vec::new(),
                         exemplars: Vec::new(),
                         metadata: Some(Metadata {
                             r#type: MetricType::from(s.series.metric_type()) as i32,
-                            help_ref: 0,
-                            unit_ref: 0,
+                            // The empty string is symbol 0: no help, no unit.
+                            help_ref: symbols.get(s.series.help()),
+                            unit_ref: symbols.get(s.series.unit()),
                         }),
                     });
                     slot.push((series.len() - 1, s));
@@ -104,8 +110,16 @@ impl EncoderV2 {
                 ts.samples.push(Sample {
                     value: s.value,
                     timestamp: s.timestamp_ms,
-                    start_timestamp: 0,
+                    // 0 means unset; ingest never stores a created time of 0.
+                    start_timestamp: s.created_ms().unwrap_or(0),
                 });
+                if let Some(e) = s.exemplar() {
+                    ts.exemplars.push(Exemplar {
+                        labels_refs: symbols.refs(&e.labels),
+                        value: e.value,
+                        timestamp: e.timestamp_ms,
+                    });
+                }
             }
         }
         let request = Request {
@@ -168,6 +182,7 @@ mod tests {
             series: series.clone(),
             timestamp_ms: ts,
             value: v,
+            extra: None,
         };
         let samples = [s(&a, 1, 1.0), s(&b, 1, 2.0), s(&a, 2, stale_nan())];
         let mut enc = EncoderV2::new();
@@ -212,6 +227,81 @@ mod tests {
             req.timeseries[0].metadata.as_ref().map(|m| m.r#type),
             Some(MetricType::Gauge as i32)
         );
+    }
+
+    #[test]
+    fn help_unit_created_and_exemplars_use_the_deduplicated_symbol_table() {
+        use std::sync::Arc;
+
+        use crate::model::{Exemplar as ModelExemplar, Metadata as ModelMetadata, SampleExtra};
+        let meta = Some(Arc::new(ModelMetadata {
+            help: "Request latency.".to_owned(),
+            unit: "seconds".to_owned(),
+        }));
+        let bucket = Series::with_metadata(
+            Labels::from_pairs([("__name__", "rpc_seconds_bucket"), ("le", "1")]),
+            M::Histogram,
+            meta.clone(),
+        );
+        let count = Series::with_metadata(
+            Labels::from_pairs([("__name__", "rpc_seconds_count")]),
+            M::Histogram,
+            meta,
+        );
+        let plain = Series::new(Labels::from_pairs([("__name__", "seconds")]), M::Gauge);
+        let extra = |exemplar| {
+            Some(Arc::new(SampleExtra {
+                created_ms: Some(1_600_000_000_000),
+                exemplar,
+            }))
+        };
+        let samples = [
+            ModelSample {
+                extra: extra(Some(ModelExemplar {
+                    labels: Labels::from_pairs([("trace_id", "seconds")]),
+                    value: 0.25,
+                    timestamp_ms: 7,
+                })),
+                ..ModelSample::new(bucket, 10, 1.0)
+            },
+            ModelSample {
+                extra: extra(None),
+                ..ModelSample::new(count, 10, 1.0)
+            },
+            ModelSample::new(plain, 10, 2.0),
+        ];
+        let (req, invalid, _) = EncoderV2::build(&samples);
+        assert_eq!(invalid, 0);
+        assert_eq!(req.symbols[0], "");
+        let mut unique = req.symbols.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), req.symbols.len(), "{:?}", req.symbols);
+        let sym = |i: u32| req.symbols[i as usize].as_str();
+        for ts in &req.timeseries[..2] {
+            let m = ts.metadata.as_ref().expect("metadata");
+            assert_eq!(
+                (sym(m.help_ref), sym(m.unit_ref)),
+                ("Request latency.", "seconds")
+            );
+            assert_eq!(m.r#type, MetricType::Histogram as i32);
+            assert_eq!(ts.samples[0].start_timestamp, 1_600_000_000_000);
+        }
+        let m = req.timeseries[2].metadata.as_ref().expect("metadata");
+        assert_eq!(
+            (m.help_ref, m.unit_ref),
+            (0, 0),
+            "no help or unit: the empty symbol"
+        );
+        assert_eq!(req.timeseries[2].samples[0].start_timestamp, 0);
+        let e = &req.timeseries[0].exemplars;
+        assert_eq!(e.len(), 1);
+        assert_eq!(
+            e[0].labels_refs.iter().map(|&r| sym(r)).collect::<Vec<_>>(),
+            ["trace_id", "seconds"]
+        );
+        assert_eq!((e[0].value, e[0].timestamp), (0.25, 7));
+        assert!(req.timeseries[1].exemplars.is_empty());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use super::shard;
 use super::{EndpointStatus, RemoteWriteError};
 use crate::config::RemoteWriteConfig;
 use crate::http::HttpClient;
-use crate::model::{Labels, Sample};
+use crate::model::{Labels, Sample, SampleExtra};
 
 /// Shards used when `min_shards` asks for fewer (fixed until dynamic
 /// resharding exists), always within `min_shards..=max_shards`.
@@ -92,11 +92,18 @@ impl EndpointShared {
             .iter()
             .filter_map(|s| {
                 let series = self.mapper.map(&rules, &s.series)?;
-                Some(Sample {
-                    series,
-                    timestamp_ms: s.timestamp_ms,
-                    value: s.value,
-                })
+                let mut sample = s.with_series(series);
+                if !self.config.send_exemplars && sample.exemplar().is_some() {
+                    // Another endpoint wants them; this one keeps only the created time.
+                    sample.extra = sample.extra.and_then(|e| {
+                        SampleExtra {
+                            created_ms: e.created_ms,
+                            exemplar: None,
+                        }
+                        .into_option()
+                    });
+                }
+                Some(sample)
             })
             .collect();
         self.metrics
@@ -339,6 +346,7 @@ impl Endpoint {
             && c.headers == config.headers
             && c.remote_timeout == config.remote_timeout
             && c.protobuf_message == config.protobuf_message
+            && c.send_exemplars == config.send_exemplars
             && c.queue == config.queue
             && c.http.tls == config.http.tls
             && c.http.auth == config.http.auth

@@ -305,6 +305,7 @@ mod tests {
                 series: s.clone(),
                 timestamp_ms: ts,
                 value: 1.0,
+                extra: None,
             })
             .collect()
     }

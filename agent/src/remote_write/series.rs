@@ -31,7 +31,7 @@ impl SeriesRules {
         // Labels keeps itself sorted, unique and free of empty values; the
         // remaining 1.0 rules (name syntax) are checked by the encoder.
         (self.write_relabel.process(&mut labels) && !labels.is_empty())
-            .then(|| Series::new(labels, series.metric_type()))
+            .then(|| series.relabeled(labels))
     }
 }
 
@@ -134,6 +134,41 @@ mod tests {
         assert_eq!(out.metric_type(), MetricType::Counter);
         let again = m.map(&rules, &input).expect("kept");
         assert!(Arc::ptr_eq(&out, &again), "second lookup is a cache hit");
+    }
+
+    #[test]
+    fn rewritten_series_keep_type_help_and_unit() {
+        let m = SeriesMapper::new(
+            Labels::from_pairs([("cluster", "c1")]),
+            Rules::default(),
+            64,
+        );
+        let meta = Arc::new(crate::model::Metadata {
+            help: "Requests.".to_owned(),
+            unit: "requests".to_owned(),
+        });
+        let input = Series::with_metadata(
+            Labels::from_pairs([("__name__", "req_total")]),
+            MetricType::Counter,
+            Some(Arc::clone(&meta)),
+        );
+        let out = m.map(&m.rules(), &input).expect("kept");
+        assert_eq!(out.labels().get("cluster"), Some("c1"));
+        assert_eq!((out.help(), out.unit()), ("Requests.", "requests"));
+        assert!(Arc::ptr_eq(out.metadata().expect("kept"), &meta));
+        // New help for the same labels is a different series to the cache.
+        let changed = Series::with_metadata(
+            input.labels().clone(),
+            MetricType::Counter,
+            Some(Arc::new(crate::model::Metadata {
+                help: "All requests.".to_owned(),
+                unit: "requests".to_owned(),
+            })),
+        );
+        assert_eq!(
+            m.map(&m.rules(), &changed).expect("kept").help(),
+            "All requests."
+        );
     }
 
     #[test]

@@ -1,12 +1,22 @@
 //! Turns one scraped body into samples: parse, attach target labels, metric
 //! relabeling, limits, and staleness, with a per-target series cache so an
-//! unchanged series costs one hash lookup and no label work.
+//! unchanged series costs one hash lookup and no label work. Family
+//! metadata (HELP, UNIT), OpenMetrics created timestamps and exemplars ride
+//! along (see `family`); a text-format body without them costs nothing extra.
+
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use super::parse::{Entry, Format, ParseError, Parser, SampleEntry};
-use crate::model::{Labels, Sample, Series, SeriesRef, stale_nan};
+use super::parse::{Entry, Exemplar as ParsedExemplar, Format, ParseError, Parser, SampleEntry};
+use crate::model::{Exemplar, Labels, Metadata, Sample, SampleExtra, Series, SeriesRef, stale_nan};
 use crate::relabel::Rules;
+
+mod family;
+#[cfg(test)]
+mod meta_tests;
+
+use family::{FamilyCache, point_key};
 
 /// What a scrape must apply to each series (fixed for the life of a target).
 #[derive(Debug, Clone)]
@@ -23,6 +33,8 @@ pub struct IngestRules {
     pub sample_limit: usize,
     /// Most labels per series (0: unlimited).
     pub label_limit: usize,
+    /// Keep exemplars (some remote-write endpoint has `send_exemplars`).
+    pub keep_exemplars: bool,
 }
 
 /// Why ingesting a body failed; the whole scrape is then discarded.
@@ -101,6 +113,8 @@ struct CacheEntry {
     last_seen: u64,
     // Prometheus does not mark series stale that carried their own timestamp.
     explicit_ts: bool,
+    // OpenMetrics: which point of its family the series is (`family::point_key`).
+    point: u64,
 }
 
 /// The per-target series cache, keyed by the series' exact text in the body.
@@ -109,6 +123,7 @@ struct CacheEntry {
 #[derive(Default)]
 pub struct SeriesCache {
     entries: FxHashMap<Box<[u8]>, CacheEntry>,
+    families: FamilyCache,
     generation: u64,
 }
 
@@ -135,6 +150,7 @@ impl SeriesCache {
                     series,
                     timestamp_ms,
                     value: stale_nan(),
+                    extra: None,
                 });
                 stale += 1;
             }
@@ -160,6 +176,7 @@ pub fn ingest(
     let mut stats = IngestStats::default();
     match ingest_body(cache, rules, body, format, scrape_ts, out, &mut stats) {
         Ok(()) => {
+            cache.families.retain_seen(generation);
             // Series of the previous scrape that are gone now go stale.
             cache.entries.retain(|_, e| {
                 if e.last_seen == generation {
@@ -170,6 +187,7 @@ pub fn ingest(
                         series: series.clone(),
                         timestamp_ms: scrape_ts,
                         value: stale_nan(),
+                        extra: None,
                     });
                     stats.stale += 1;
                 }
@@ -197,16 +215,38 @@ fn ingest_body(
     stats: &mut IngestStats,
 ) -> Result<(), IngestError> {
     let generation = cache.generation;
+    let om = format == Format::OpenMetrics;
+    let SeriesCache {
+        entries, families, ..
+    } = cache;
+    let mut families = families.scrape(generation);
     let mut parser = Parser::new(body, format);
     while let Some(entry) = parser.next_entry()? {
-        let Entry::Sample(s) = entry else { continue };
+        let s = match entry {
+            Entry::Sample(s) => s,
+            Entry::Help { family, help } => {
+                families.help(family, help);
+                continue;
+            }
+            Entry::Type {
+                family,
+                metric_type,
+            } => {
+                families.set_type(family, metric_type);
+                continue;
+            }
+            Entry::Unit { family, unit } => {
+                families.unit(family, unit);
+                continue;
+            }
+        };
         stats.scraped += 1;
         let timestamp_ms = match (rules.honor_timestamps, s.timestamp_ms) {
             (true, Some(ts)) => ts,
             _ => scrape_ts,
         };
         let explicit_ts = rules.honor_timestamps && s.timestamp_ms.is_some();
-        let series = match cache.entries.get_mut(s.series_text) {
+        let (series, point) = match entries.get_mut(s.series_text) {
             Some(e) => {
                 if e.last_seen == generation {
                     stats.duplicates += 1;
@@ -214,45 +254,75 @@ fn ingest_body(
                 }
                 e.last_seen = generation;
                 e.explicit_ts = explicit_ts;
-                e.series.clone()
+                if let Some(series) = &mut e.series {
+                    families.refresh(series, &s.name, s.metric_type);
+                }
+                (e.series.clone(), e.point)
             }
             None => {
-                let series = build_series(rules, &s)?;
+                let series = build_series(rules, &s, families.metadata_for(&s.name))?;
                 if series.is_some() {
                     stats.added += 1;
                 }
-                cache.entries.insert(
+                let point = if om { point_key(s.labels) } else { 0 };
+                entries.insert(
                     s.series_text.into(),
                     CacheEntry {
                         series: series.clone(),
                         first_seen: generation,
                         last_seen: generation,
                         explicit_ts,
+                        point,
                     },
                 );
-                series
+                (series, point)
             }
         };
-        let Some(series) = series else { continue };
+        let Some(series) = series else {
+            // A dropped `_created` series still dates its point.
+            if om {
+                families.created(&s.name, point, s.value, None, out);
+            }
+            continue;
+        };
         stats.post_relabel += 1;
         if rules.sample_limit > 0 && stats.post_relabel > rules.sample_limit {
             return Err(IngestError::SampleLimit {
                 limit: rules.sample_limit,
             });
         }
-        out.push(Sample {
-            series,
-            timestamp_ms,
-            value: s.value,
-        });
+        let mut sample = Sample::new(series, timestamp_ms, s.value);
+        if rules.keep_exemplars
+            && let Some(e) = &s.exemplar
+        {
+            sample.extra = Some(Arc::new(SampleExtra {
+                created_ms: None,
+                exemplar: Some(exemplar(e, timestamp_ms)),
+            }));
+        }
+        if om {
+            families.created(&s.name, point, s.value, Some(&mut sample), out);
+        }
+        out.push(sample);
     }
     Ok(())
+}
+
+/// An owned exemplar; without its own timestamp it takes the sample's, as
+/// Prometheus does (remote write 2.0 requires one).
+fn exemplar(e: &ParsedExemplar<'_, '_>, sample_ts: i64) -> Exemplar {
+    Exemplar {
+        labels: Labels::from_pairs(e.labels.iter().map(|l| (&*l.name, &*l.value))),
+        value: e.value,
+        timestamp_ms: e.timestamp_ms.unwrap_or(sample_ts),
+    }
 }
 
 /// The slow path, once per new series: labels, target labels, relabeling.
 fn build_series(
     rules: &IngestRules,
     s: &SampleEntry<'_, '_>,
+    metadata: Option<Arc<Metadata>>,
 ) -> Result<Option<SeriesRef>, IngestError> {
     let mut labels = Labels::with_capacity(s.labels.len() + rules.target_labels.len() + 1);
     labels.set("__name__", &s.name);
@@ -270,7 +340,7 @@ fn build_series(
             series: labels.to_string(),
         });
     }
-    Ok(Some(Series::new(labels, s.metric_type)))
+    Ok(Some(Series::with_metadata(labels, s.metric_type, metadata)))
 }
 
 /// Prometheus' `mutateSampleLabels`: with `honor_labels` the exposition wins;
@@ -311,6 +381,7 @@ mod tests {
             metric_relabel: Rules::default(),
             sample_limit: 0,
             label_limit: 0,
+            keep_exemplars: false,
         }
     }
 

@@ -68,7 +68,11 @@ enum Plan {
 /// Resolves a job's static and discovered targets and builds its client
 /// (the only fallible step). Identical targets (e.g. two ports of one pod
 /// relabeled to the same address) are scraped once, as in Prometheus.
-fn plan_job(cfg: &ScrapeConfig, discovered: &[Labels]) -> Result<Vec<PlannedTarget>, ManagerError> {
+fn plan_job(
+    cfg: &ScrapeConfig,
+    discovered: &[Labels],
+    keep_exemplars: bool,
+) -> Result<Vec<PlannedTarget>, ManagerError> {
     let client = HttpClient::new(&cfg.http).map_err(|source| ManagerError::Client {
         job: cfg.job_name.clone(),
         source,
@@ -91,6 +95,7 @@ fn plan_job(cfg: &ScrapeConfig, discovered: &[Labels]) -> Result<Vec<PlannedTarg
                 metric_relabel: cfg.metric_relabel_configs.clone(),
                 sample_limit: cfg.sample_limit,
                 label_limit: cfg.label_limit,
+                keep_exemplars,
             },
             target,
             source: Source::Http(client.clone()),
@@ -112,6 +117,8 @@ fn plan_self(s: &SelfScrape) -> PlannedTarget {
             metric_relabel: Rules::default(),
             sample_limit: 0,
             label_limit: 0,
+            // The agent's own metrics carry no exemplars.
+            keep_exemplars: false,
         },
         target: s.target.clone(),
         source: Source::Registry(s.registry.clone()),
@@ -136,6 +143,8 @@ pub struct ScrapeManager {
     statuses: Arc<RwLock<Vec<Arc<Mutex<TargetStatus>>>>>,
     // Discovered target label sets per job (before relabeling).
     discovered: BTreeMap<String, Vec<Labels>>,
+    // Some remote-write endpoint sends exemplars, so scrapes keep them.
+    keep_exemplars: bool,
 }
 
 /// A cheap handle that reads target statuses while the manager runs.
@@ -168,7 +177,15 @@ impl ScrapeManager {
             jobs: BTreeMap::new(),
             statuses: Arc::default(),
             discovered: BTreeMap::new(),
+            keep_exemplars: false,
         }
+    }
+
+    /// Whether scrapes keep exemplars (true when any remote-write endpoint
+    /// has `send_exemplars`). Takes effect at the next [`Self::apply`], which
+    /// restarts the jobs when it changed.
+    pub fn set_keep_exemplars(&mut self, keep: bool) {
+        self.keep_exemplars = keep;
     }
 
     /// Handle for status pages.
@@ -188,7 +205,7 @@ impl ScrapeManager {
     ) -> Result<(), ManagerError> {
         let mut wanted: BTreeMap<String, (String, Plan)> = BTreeMap::new();
         for cfg in configs {
-            let fingerprint = format!("{cfg:?}");
+            let fingerprint = format!("{cfg:?} keep_exemplars={}", self.keep_exemplars);
             let plan = if self.is_running(&cfg.job_name, &fingerprint) {
                 Plan::Keep
             } else {
@@ -196,7 +213,10 @@ impl ScrapeManager {
                     .discovered
                     .get(&cfg.job_name)
                     .map_or(&[][..], Vec::as_slice);
-                Plan::Start(plan_job(cfg, found)?, Some(Box::new(cfg.clone())))
+                Plan::Start(
+                    plan_job(cfg, found, self.keep_exemplars)?,
+                    Some(Box::new(cfg.clone())),
+                )
             };
             wanted.insert(cfg.job_name.clone(), (fingerprint, plan));
         }
@@ -254,7 +274,7 @@ impl ScrapeManager {
             self.discovered.insert(job.to_owned(), targets);
             return;
         };
-        let planned = match plan_job(&config, &targets) {
+        let planned = match plan_job(&config, &targets, self.keep_exemplars) {
             Ok(p) => p,
             Err(e) => {
                 warn!(job, error = %e, "discovered targets not applied");

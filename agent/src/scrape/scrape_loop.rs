@@ -256,6 +256,7 @@ impl ScrapeLoop {
                 series: series.clone(),
                 timestamp_ms: ts,
                 value,
+                extra: None,
             });
         }
         self.sink.append(&self.buf);
@@ -349,6 +350,7 @@ impl ScrapeLoop {
                 series: series.clone(),
                 timestamp_ms: ts,
                 value: stale_nan(),
+                extra: None,
             });
         }
         self.sink.append(&self.buf);

@@ -104,8 +104,8 @@ fn unsupported_prometheus_settings_explain_themselves() {
             "not supported yet",
         ),
         (
-            "remote_write:\n- url: http://a/w\n  send_exemplars: true\n",
-            "exemplars",
+            "remote_write:\n- url: http://a/w\n  send_native_histograms: true\n",
+            "native histograms",
         ),
     ];
     for (yaml, hint) in cases {

@@ -15,10 +15,17 @@
 //! id for a label set once; sample records refer to ids, so label sets are
 //! not repeated per sample. Every segment is self-contained (ids restart), so
 //! dropping the oldest segment never orphans the samples of another.
+//!
+//! Kinds 1 and 2 are the original plain records and are still written when
+//! nothing more is needed; kind 3 adds help and unit to a series, kind 4
+//! adds per-sample extras (created timestamp, exemplar). Segments written
+//! before kinds 3 and 4 existed decode unchanged.
+
+use std::sync::Arc;
 
 use prost::encoding::{decode_varint, encode_varint};
 
-use crate::model::{Label, Labels, MetricType};
+use crate::model::{Exemplar, Label, Labels, Metadata, MetricType, SampleExtra, Series};
 
 /// Marks the start of a frame ("CNQ1").
 pub(crate) const MAGIC: u32 = u32::from_le_bytes(*b"CNQ1");
@@ -29,6 +36,12 @@ pub(crate) const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 
 const KIND_SERIES: u8 = 1;
 const KIND_SAMPLES: u8 = 2;
+const KIND_SERIES_META: u8 = 3;
+const KIND_SAMPLES_EXTRA: u8 = 4;
+
+// Flags of a sample's extras in a kind 4 record.
+const EXTRA_CREATED: u8 = 1;
+const EXTRA_EXEMPLAR: u8 = 2;
 
 /// A decoded frame header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,42 +99,155 @@ pub(crate) enum Payload {
         metric_type: MetricType,
         /// The label set.
         labels: Labels,
+        /// Help and unit (kind 3 records only).
+        metadata: Option<Arc<Metadata>>,
     },
-    /// Samples as `(series id, timestamp ms, value)`.
-    Samples(Vec<(u32, i64, f64)>),
+    /// Samples in record order.
+    Samples(Vec<RecordSample>),
 }
 
-/// Encodes a series definition.
-pub(crate) fn series_payload(out: &mut Vec<u8>, id: u32, metric_type: MetricType, labels: &Labels) {
-    out.push(KIND_SERIES);
+/// One sample of a samples record.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RecordSample {
+    /// Segment-local series id.
+    pub(crate) id: u32,
+    /// Milliseconds since the epoch.
+    pub(crate) timestamp_ms: i64,
+    /// The value with its exact bits.
+    pub(crate) value: f64,
+    /// Created timestamp and exemplar (kind 4 records only).
+    pub(crate) extra: Option<Arc<SampleExtra>>,
+}
+
+/// Encodes a series definition: kind 1 without metadata, kind 3 with it.
+pub(crate) fn series_payload(out: &mut Vec<u8>, id: u32, series: &Series) {
+    let metadata = series.metadata();
+    out.push(if metadata.is_some() {
+        KIND_SERIES_META
+    } else {
+        KIND_SERIES
+    });
     encode_varint(u64::from(id), out);
-    out.push(type_code(metric_type));
+    out.push(type_code(series.metric_type()));
+    push_labels(out, series.labels());
+    if let Some(m) = metadata {
+        push_string(out, &m.help);
+        push_string(out, &m.unit);
+    }
+}
+
+fn push_string(out: &mut Vec<u8>, s: &str) {
+    encode_varint(s.len() as u64, out);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn push_labels(out: &mut Vec<u8>, labels: &Labels) {
     encode_varint(labels.len() as u64, out);
     for l in labels {
-        for s in [&l.name, &l.value] {
-            encode_varint(s.len() as u64, out);
-            out.extend_from_slice(s.as_bytes());
-        }
+        push_string(out, &l.name);
+        push_string(out, &l.value);
     }
 }
 
 /// Starts a samples payload of `n` samples; add each with [`push_sample`].
-pub(crate) fn samples_payload(out: &mut Vec<u8>, n: usize) {
-    out.push(KIND_SAMPLES);
+/// With `extras`, every sample must be followed by [`push_extra`].
+pub(crate) fn samples_payload(out: &mut Vec<u8>, n: usize, extras: bool) {
+    out.push(if extras {
+        KIND_SAMPLES_EXTRA
+    } else {
+        KIND_SAMPLES
+    });
     encode_varint(n as u64, out);
 }
 
 /// Adds one sample to a samples payload. The value keeps its exact bits (stale NaN).
 pub(crate) fn push_sample(out: &mut Vec<u8>, id: u32, timestamp_ms: i64, value: f64) {
     encode_varint(u64::from(id), out);
-    // Zigzag so negative timestamps stay short too.
-    encode_varint(((timestamp_ms << 1) ^ (timestamp_ms >> 63)) as u64, out);
+    push_i64(out, timestamp_ms);
     out.extend_from_slice(&value.to_bits().to_le_bytes());
 }
 
 /// True when `payload` is a series definition (checked without decoding it).
 pub(crate) fn is_series(payload: &[u8]) -> bool {
-    payload.first() == Some(&KIND_SERIES)
+    matches!(payload.first(), Some(&(KIND_SERIES | KIND_SERIES_META)))
+}
+
+/// The extras of the sample just pushed (records started with `extras`).
+pub(crate) fn push_extra(out: &mut Vec<u8>, extra: Option<&SampleExtra>) {
+    let created = extra.and_then(|e| e.created_ms);
+    let exemplar = extra.and_then(|e| e.exemplar.as_ref());
+    let mut flags = 0;
+    if created.is_some() {
+        flags |= EXTRA_CREATED;
+    }
+    if exemplar.is_some() {
+        flags |= EXTRA_EXEMPLAR;
+    }
+    out.push(flags);
+    if let Some(ms) = created {
+        push_i64(out, ms);
+    }
+    if let Some(e) = exemplar {
+        push_labels(out, &e.labels);
+        out.extend_from_slice(&e.value.to_bits().to_le_bytes());
+        push_i64(out, e.timestamp_ms);
+    }
+}
+
+fn push_i64(out: &mut Vec<u8>, v: i64) {
+    // Zigzag so negative timestamps stay short too.
+    encode_varint(((v << 1) ^ (v >> 63)) as u64, out);
+}
+
+fn i64_from(buf: &mut &[u8]) -> Option<i64> {
+    let z = decode_varint(buf).ok()?;
+    Some(((z >> 1) as i64) ^ -((z & 1) as i64))
+}
+
+fn f64_from(buf: &mut &[u8]) -> Option<f64> {
+    let (v, rest) = buf.split_first_chunk::<8>()?;
+    *buf = rest;
+    Some(f64::from_bits(u64::from_le_bytes(*v)))
+}
+
+fn labels_from(buf: &mut &[u8]) -> Option<Labels> {
+    let n = usize::try_from(decode_varint(buf).ok()?).ok()?;
+    let mut labels = Vec::with_capacity(n.min(256));
+    for _ in 0..n {
+        let name = string(buf)?;
+        let value = string(buf)?;
+        labels.push(Label { name, value });
+    }
+    Some(Labels::from_vec(labels))
+}
+
+fn extra_from(buf: &mut &[u8]) -> Option<Option<Arc<SampleExtra>>> {
+    let (&flags, rest) = buf.split_first()?;
+    *buf = rest;
+    if flags & !(EXTRA_CREATED | EXTRA_EXEMPLAR) != 0 {
+        return None;
+    }
+    let created_ms = if flags & EXTRA_CREATED != 0 {
+        Some(i64_from(buf)?)
+    } else {
+        None
+    };
+    let exemplar = if flags & EXTRA_EXEMPLAR != 0 {
+        Some(Exemplar {
+            labels: labels_from(buf)?,
+            value: f64_from(buf)?,
+            timestamp_ms: i64_from(buf)?,
+        })
+    } else {
+        None
+    };
+    Some(
+        SampleExtra {
+            created_ms,
+            exemplar,
+        }
+        .into_option(),
+    )
 }
 
 /// Decodes a payload whose checksum already matched; `None` if malformed
@@ -131,33 +257,44 @@ pub(crate) fn decode(mut b: &[u8]) -> Option<Payload> {
     b = rest;
     let buf = &mut b;
     match kind {
-        KIND_SERIES => {
+        KIND_SERIES | KIND_SERIES_META => {
             let id = u32::try_from(decode_varint(buf).ok()?).ok()?;
             let (&t, rest) = buf.split_first()?;
             *buf = rest;
-            let n = usize::try_from(decode_varint(buf).ok()?).ok()?;
-            let mut labels = Vec::with_capacity(n.min(256));
-            for _ in 0..n {
-                let name = string(buf)?;
-                let value = string(buf)?;
-                labels.push(Label { name, value });
-            }
+            let labels = labels_from(buf)?;
+            let metadata = if kind == KIND_SERIES_META {
+                Some(Arc::new(Metadata {
+                    help: string(buf)?,
+                    unit: string(buf)?,
+                }))
+            } else {
+                None
+            };
             Some(Payload::Series {
                 id,
                 metric_type: type_from(t),
-                labels: Labels::from_vec(labels),
+                labels,
+                metadata,
             })
         }
-        KIND_SAMPLES => {
+        KIND_SAMPLES | KIND_SAMPLES_EXTRA => {
             let n = usize::try_from(decode_varint(buf).ok()?).ok()?;
             let mut out = Vec::with_capacity(n.min(1 << 16));
             for _ in 0..n {
                 let id = u32::try_from(decode_varint(buf).ok()?).ok()?;
-                let z = decode_varint(buf).ok()?;
-                let ts = ((z >> 1) as i64) ^ -((z & 1) as i64);
-                let (v, rest) = buf.split_first_chunk::<8>()?;
-                *buf = rest;
-                out.push((id, ts, f64::from_bits(u64::from_le_bytes(*v))));
+                let timestamp_ms = i64_from(buf)?;
+                let value = f64_from(buf)?;
+                let extra = if kind == KIND_SAMPLES_EXTRA {
+                    extra_from(buf)?
+                } else {
+                    None
+                };
+                out.push(RecordSample {
+                    id,
+                    timestamp_ms,
+                    value,
+                    extra,
+                });
             }
             Some(Payload::Samples(out))
         }
@@ -204,15 +341,19 @@ mod tests {
     use super::*;
     use crate::model::stale_nan;
 
+    fn series(metadata: Option<Metadata>) -> crate::model::SeriesRef {
+        Series::with_metadata(
+            Labels::from_pairs([("__name__", "m"), ("a", "é")]),
+            MetricType::Counter,
+            metadata.map(Arc::new),
+        )
+    }
+
     #[test]
     fn frames_round_trip_and_detect_damage() {
         let mut payload = Vec::new();
-        series_payload(
-            &mut payload,
-            7,
-            MetricType::Counter,
-            &Labels::from_pairs([("__name__", "m"), ("a", "é")]),
-        );
+        series_payload(&mut payload, 7, &series(None));
+        assert_eq!(payload[0], KIND_SERIES, "no metadata: the original record");
         let mut buf = Vec::new();
         frame(&mut buf, 0, &payload);
         let h = Header::parse(&buf).expect("header");
@@ -224,9 +365,11 @@ mod tests {
                 id,
                 metric_type,
                 labels,
+                metadata,
             }) => {
                 assert_eq!((id, metric_type), (7, MetricType::Counter));
                 assert_eq!(labels.get("a"), Some("é"));
+                assert_eq!(metadata, None);
             }
             other => panic!("{other:?}"),
         }
@@ -238,25 +381,111 @@ mod tests {
     }
 
     #[test]
+    fn series_metadata_round_trips() {
+        let meta = Metadata {
+            help: "Bytes \"sent\".".to_owned(),
+            unit: "bytes".to_owned(),
+        };
+        let mut p = Vec::new();
+        series_payload(&mut p, 3, &series(Some(meta.clone())));
+        assert_eq!(p[0], KIND_SERIES_META);
+        let Some(Payload::Series { id, metadata, .. }) = decode(&p) else {
+            panic!("decode")
+        };
+        assert_eq!((id, metadata.as_deref()), (3, Some(&meta)));
+        assert_eq!(decode(&p[..p.len() - 1]), None, "cut unit");
+    }
+
+    /// Bytes of records written before kinds 3 and 4 existed: a series
+    /// `{__name__="up"}` (gauge, id 1) and one sample (id 1, t=-5, 1.5).
+    #[test]
+    fn records_of_the_first_format_still_decode() {
+        let mut series = vec![1, 1, 2, 1, 8];
+        series.extend_from_slice(b"__name__");
+        series.extend_from_slice(&[2, b'u', b'p']);
+        let Some(Payload::Series {
+            id,
+            metric_type,
+            labels,
+            metadata,
+        }) = decode(&series)
+        else {
+            panic!("series")
+        };
+        assert_eq!((id, metric_type, metadata), (1, MetricType::Gauge, None));
+        assert_eq!(labels, Labels::from_pairs([("__name__", "up")]));
+        let mut samples = vec![2, 1, 1, 9];
+        samples.extend_from_slice(&1.5f64.to_bits().to_le_bytes());
+        let Some(Payload::Samples(s)) = decode(&samples) else {
+            panic!("samples")
+        };
+        assert_eq!(
+            s,
+            [RecordSample {
+                id: 1,
+                timestamp_ms: -5,
+                value: 1.5,
+                extra: None
+            }]
+        );
+    }
+
+    #[test]
     fn samples_keep_exact_bits_and_negative_timestamps() {
         let mut p = Vec::new();
-        samples_payload(&mut p, 3);
+        samples_payload(&mut p, 3, false);
         push_sample(&mut p, 1, -5, -0.0);
         push_sample(&mut p, 2, i64::MAX, stale_nan());
         push_sample(&mut p, 300, 1_700_000_000_000, 1.5);
         let Some(Payload::Samples(s)) = decode(&p) else {
             panic!("decode")
         };
-        assert_eq!(s[0].0, 1);
-        assert_eq!(s[0].1, -5);
-        assert_eq!(s[0].2.to_bits(), (-0.0f64).to_bits());
+        assert_eq!(s[0].id, 1);
+        assert_eq!(s[0].timestamp_ms, -5);
+        assert_eq!(s[0].value.to_bits(), (-0.0f64).to_bits());
         assert_eq!(
-            (s[1].1, s[1].2.to_bits()),
+            (s[1].timestamp_ms, s[1].value.to_bits()),
             (i64::MAX, stale_nan().to_bits())
         );
-        assert_eq!((s[2].0, s[2].1, s[2].2), (300, 1_700_000_000_000, 1.5));
+        assert_eq!(
+            (s[2].id, s[2].timestamp_ms, s[2].value),
+            (300, 1_700_000_000_000, 1.5)
+        );
         assert_eq!(decode(&p[..p.len() - 1]), None, "short payload");
         assert_eq!(decode(&[9]), None, "unknown kind");
+    }
+
+    #[test]
+    fn sample_extras_round_trip() {
+        let both = SampleExtra {
+            created_ms: Some(-1),
+            exemplar: Some(Exemplar {
+                labels: Labels::from_pairs([("trace_id", "abc")]),
+                value: 0.25,
+                timestamp_ms: 1_700_000_000_123,
+            }),
+        };
+        let created = SampleExtra {
+            created_ms: Some(1_600_000_000_000),
+            exemplar: None,
+        };
+        let mut p = Vec::new();
+        samples_payload(&mut p, 3, true);
+        for (i, extra) in [Some(&both), None, Some(&created)].into_iter().enumerate() {
+            push_sample(&mut p, i as u32, 10, 1.0);
+            push_extra(&mut p, extra);
+        }
+        let Some(Payload::Samples(s)) = decode(&p) else {
+            panic!("decode")
+        };
+        let got: Vec<Option<SampleExtra>> = s.iter().map(|r| r.extra.as_deref().cloned()).collect();
+        assert_eq!(got, [Some(both), None, Some(created)]);
+        assert_eq!(decode(&p[..p.len() - 1]), None, "short extras");
+        let mut bad = Vec::new();
+        samples_payload(&mut bad, 1, true);
+        push_sample(&mut bad, 0, 1, 1.0);
+        bad.push(0x80);
+        assert_eq!(decode(&bad), None, "unknown extra flag");
     }
 
     #[test]

@@ -199,7 +199,8 @@ impl State {
     fn append_record(&mut self, chunk: &[Sample]) -> io::Result<()> {
         self.buf.clear();
         self.payload.clear();
-        record::samples_payload(&mut self.payload, chunk.len());
+        let extras = chunk.iter().any(|s| s.extra.is_some());
+        record::samples_payload(&mut self.payload, chunk.len(), extras);
         let mut series_payload = Vec::new();
         for s in chunk {
             let id = match self.series_id(&s.series) {
@@ -207,17 +208,15 @@ impl State {
                 None => {
                     let id = self.define_series(&s.series);
                     series_payload.clear();
-                    record::series_payload(
-                        &mut series_payload,
-                        id,
-                        s.series.metric_type(),
-                        s.series.labels(),
-                    );
+                    record::series_payload(&mut series_payload, id, &s.series);
                     record::frame(&mut self.buf, 0, &series_payload);
                     id
                 }
             };
             record::push_sample(&mut self.payload, id, s.timestamp_ms, s.value);
+            if extras {
+                record::push_extra(&mut self.payload, s.extra.as_deref());
+            }
         }
         let n = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
         record::frame(&mut self.buf, n, &self.payload);
@@ -416,7 +415,7 @@ impl State {
 }
 
 fn same(a: &SeriesRef, b: &SeriesRef) -> bool {
-    Arc::ptr_eq(a, b) || a.labels() == b.labels()
+    a.same_as(b)
 }
 
 fn create_segment(dir: &std::path::Path, seq: u64) -> io::Result<File> {

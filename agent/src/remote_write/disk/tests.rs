@@ -51,6 +51,7 @@ fn batch(n_series: usize, ts: i64) -> Vec<Sample> {
             series: series(i),
             timestamp_ms: ts,
             value: ts as f64,
+            extra: None,
         })
         .collect()
 }
@@ -415,6 +416,7 @@ async fn soak_throughput_and_memory() {
                 series: Arc::clone(s),
                 timestamp_ms: 1_700_000_000_000 + ts * 1000,
                 value: ts as f64,
+                extra: None,
             })
             .collect();
         q.append(batch);

@@ -13,7 +13,7 @@ use crate::config::RemoteWriteConfig;
 use crate::model::Labels;
 use crate::remote_write::{EndpointStatus, RemoteWriter};
 
-async fn durable_writer(storage: &Path, configs: &[RemoteWriteConfig]) -> RemoteWriter {
+pub(super) async fn durable_writer(storage: &Path, configs: &[RemoteWriteConfig]) -> RemoteWriter {
     let mut registry = Registry::default();
     let mut w = RemoteWriter::with_storage(&mut registry, storage.to_path_buf());
     w.apply(configs, &Labels::new()).await.expect("apply");

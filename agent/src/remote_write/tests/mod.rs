@@ -1,6 +1,7 @@
 //! End-to-end tests: a real `RemoteWriter` against the in-process receiver.
 
 mod durable;
+mod extras;
 mod lifecycle;
 mod receiver;
 mod relabel;
@@ -37,6 +38,7 @@ fn config(name: &str, url: url::Url, tune: impl FnOnce(&mut QueueConfig)) -> Rem
         write_relabel_configs: Rules::default(),
         queue,
         protobuf_message: ProtobufMessage::V1,
+        send_exemplars: false,
     }
 }
 
@@ -57,6 +59,7 @@ fn samples(all: &[SeriesRef], ts: i64) -> Vec<Sample> {
             series: s.clone(),
             timestamp_ms: ts,
             value: ts as f64,
+            extra: None,
         })
         .collect()
 }
@@ -107,11 +110,13 @@ async fn method_headers_path_and_sorted_labels_are_exact() {
             series: s.clone(),
             timestamp_ms: 1000,
             value: 1.5,
+            extra: None,
         },
         Sample {
             series: s,
             timestamp_ms: 2000,
             value: stale_nan(),
+            extra: None,
         },
     ]);
     assert!(eventually(WAIT, || rx.delivered().len() == 2).await);
@@ -391,6 +396,7 @@ async fn series_breaking_the_label_rules_are_dropped_and_counted() {
         series: bad,
         timestamp_ms: 1000,
         value: 1.0,
+        extra: None,
     });
     w.sink().append(&batch);
     assert!(eventually(WAIT, || status(&w).samples_dropped["invalid_labels"] == 1).await);

@@ -15,7 +15,7 @@ use prost::Message;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::remote_write::proto::{Label, Sample, TimeSeries, WriteRequest};
+use crate::remote_write::proto::{Exemplar, Label, Sample, TimeSeries, WriteRequest};
 use crate::remote_write::proto_v2;
 
 /// How the receiver treats remote write 2.0 requests.
@@ -72,6 +72,19 @@ pub struct Received {
     pub v2: bool,
     pub status: u16,
     pub at: tokio::time::Instant,
+    /// What only 2.0 carries, per `TimeSeries` (empty for 1.0 requests).
+    pub v2_meta: Vec<V2Meta>,
+}
+
+/// Metadata and start timestamps of one 2.0 `TimeSeries`, symbols resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct V2Meta {
+    /// The labels as `name=value,…` (the same text as [`Received::keys`]).
+    pub labels: String,
+    pub help: String,
+    pub unit: String,
+    /// `start_timestamp` of each sample.
+    pub start_timestamps: Vec<i64>,
 }
 
 impl Received {
@@ -244,10 +257,12 @@ async fn handle(
                 }
             }
         } else {
-            WriteRequest::decode(raw.as_slice()).ok()
+            WriteRequest::decode(raw.as_slice())
+                .ok()
+                .map(|r| (r, Vec::new()))
         }
     });
-    let Some(request) = decoded else {
+    let Some((request, v2_meta)) = decoded else {
         st.decode_errors.fetch_add(1, Ordering::SeqCst);
         return Ok(http::Response::builder()
             .status(400)
@@ -265,6 +280,7 @@ async fn handle(
         v2: is_v2 && st.v2 == V2::Speaks,
         status: reply.status,
         at: tokio::time::Instant::now(),
+        v2_meta,
     });
     tokio::time::sleep(reply.delay).await;
     if reply.reset {
@@ -286,12 +302,48 @@ async fn handle(
         .expect("response"))
 }
 
-/// Checks the 2.0 structure (symbols start with "", refs in range and in
-/// pairs, label names sorted and unique, metadata present) and converts it to
-/// the 1.0 shape the tests compare.
-fn check_v2(req: &proto_v2::Request) -> Result<WriteRequest, String> {
+/// Resolves a list of (name, value) refs, checking the 2.0 rules: even
+/// length, refs in range, no empty names or values, names sorted and unique.
+fn resolve_labels(symbols: &[String], refs: &[u32]) -> Result<Vec<Label>, String> {
+    if !refs.len().is_multiple_of(2) {
+        return Err(format!("labels_refs has odd length {}", refs.len()));
+    }
+    let sym = |r: u32| {
+        symbols
+            .get(r as usize)
+            .cloned()
+            .ok_or_else(|| format!("ref {r} out of range"))
+    };
+    let mut labels = Vec::new();
+    for p in refs.chunks(2) {
+        let (name, value) = (sym(p[0])?, sym(p[1])?);
+        if name.is_empty() || value.is_empty() {
+            return Err("empty label name or value".into());
+        }
+        labels.push(Label { name, value });
+    }
+    if labels
+        .windows(2)
+        .any(|w| w[0].name.as_bytes() >= w[1].name.as_bytes())
+    {
+        return Err("label refs not sorted by name".into());
+    }
+    Ok(labels)
+}
+
+/// Checks the 2.0 structure (symbols start with "" and are unique, refs in
+/// range and in pairs, label names sorted and unique, metadata present,
+/// exemplars with valid refs) and converts it to the 1.0 shape the tests
+/// compare, plus what only 2.0 carries.
+fn check_v2(req: &proto_v2::Request) -> Result<(WriteRequest, Vec<V2Meta>), String> {
     if req.symbols.first().map(String::as_str) != Some("") {
         return Err("symbols[0] is not the empty string".into());
+    }
+    let mut unique: Vec<&String> = req.symbols.iter().collect();
+    unique.sort();
+    unique.dedup();
+    if unique.len() != req.symbols.len() {
+        return Err("symbols are not deduplicated".into());
     }
     let sym = |r: u32| {
         req.symbols
@@ -300,35 +352,36 @@ fn check_v2(req: &proto_v2::Request) -> Result<WriteRequest, String> {
             .ok_or_else(|| format!("ref {r} out of range"))
     };
     let mut out = WriteRequest::default();
+    let mut metas = Vec::new();
     for ts in &req.timeseries {
-        if ts.labels_refs.is_empty() || ts.labels_refs.len() % 2 != 0 {
-            return Err(format!(
-                "labels_refs has odd or zero length {}",
-                ts.labels_refs.len()
-            ));
+        if ts.labels_refs.is_empty() {
+            return Err("labels_refs is empty".into());
         }
-        let mut labels = Vec::new();
-        for p in ts.labels_refs.chunks(2) {
-            let (name, value) = (sym(p[0])?, sym(p[1])?);
-            if name.is_empty() || value.is_empty() {
-                return Err("empty label name or value".into());
-            }
-            labels.push(Label { name, value });
-        }
-        if labels
-            .windows(2)
-            .any(|w| w[0].name.as_bytes() >= w[1].name.as_bytes())
-        {
-            return Err("label refs not sorted by name".into());
-        }
+        let labels = resolve_labels(&req.symbols, &ts.labels_refs)?;
         let Some(meta) = &ts.metadata else {
             return Err("no metadata".into());
         };
         if proto_v2::MetricType::try_from(meta.r#type).is_err() {
             return Err(format!("unknown metric type {}", meta.r#type));
         }
-        sym(meta.help_ref)?;
-        sym(meta.unit_ref)?;
+        let mut exemplars = Vec::new();
+        for e in &ts.exemplars {
+            exemplars.push(Exemplar {
+                labels: resolve_labels(&req.symbols, &e.labels_refs)?,
+                value: e.value,
+                timestamp: e.timestamp,
+            });
+        }
+        metas.push(V2Meta {
+            labels: labels
+                .iter()
+                .map(|l| format!("{}={}", l.name, l.value))
+                .collect::<Vec<_>>()
+                .join(","),
+            help: sym(meta.help_ref)?,
+            unit: sym(meta.unit_ref)?,
+            start_timestamps: ts.samples.iter().map(|s| s.start_timestamp).collect(),
+        });
         if ts
             .samples
             .windows(2)
@@ -346,9 +399,9 @@ fn check_v2(req: &proto_v2::Request) -> Result<WriteRequest, String> {
                     timestamp: s.timestamp,
                 })
                 .collect(),
-            exemplars: Vec::new(),
+            exemplars,
             histograms: Vec::new(),
         });
     }
-    Ok(out)
+    Ok((out, metas))
 }

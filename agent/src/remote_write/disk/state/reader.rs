@@ -144,15 +144,17 @@ impl State {
                 id,
                 metric_type,
                 labels,
+                metadata,
             })) => {
-                self.series.insert(id, Series::new(labels, metric_type));
+                self.series
+                    .insert(id, Series::with_metadata(labels, metric_type, metadata));
             }
             Some(Some(Payload::Samples(samples))) if !replayed => {
                 let record = self.first_record + self.records.len() as u64;
-                for (id, ts, value) in samples {
+                for r in samples {
                     let series = match table {
-                        Some(t) => t.get(id as usize),
-                        None => self.series.get(&id),
+                        Some(t) => t.get(r.id as usize),
+                        None => self.series.get(&r.id),
                     };
                     let Some(series) = series else {
                         missing += 1;
@@ -163,8 +165,9 @@ impl State {
                         w.push_back(Windowed {
                             sample: Sample {
                                 series: Arc::clone(series),
-                                timestamp_ms: ts,
-                                value,
+                                timestamp_ms: r.timestamp_ms,
+                                value: r.value,
+                                extra: r.extra,
                             },
                             record,
                         });
