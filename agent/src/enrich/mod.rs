@@ -215,21 +215,33 @@ impl Enricher {
 impl SampleSink for Enricher {
     fn append(&self, samples: &[Sample]) {
         let inner = &self.inner;
-        let now = Instant::now();
         let generation = inner.store.generation();
         let mut out = Vec::with_capacity(samples.len());
-        // One lock per batch. `next.append` never blocks (SampleSink's
-        // contract), and calling it under the lock keeps each series'
-        // samples in order between held and direct paths.
-        let mut st = inner.lock();
+        // At most one lock per batch, and none while every series' result is
+        // recorded on the series for this pod-cache generation (the usual
+        // case). `next.append` never blocks (SampleSink's contract), and
+        // calling it under the lock keeps each series' samples in order
+        // between held and direct paths.
+        let mut locked: Option<(MutexGuard<'_, State>, Instant)> = None;
         for s in samples {
-            inner.route(&mut st, s, now, generation, &mut out);
+            if let Some(output) = s.series.enriched(generation) {
+                out.push(match output {
+                    Some(series) => s.with_series(series),
+                    None => s.clone(),
+                });
+                continue;
+            }
+            let (st, now) = locked.get_or_insert_with(|| (inner.lock(), Instant::now()));
+            inner.route(st, s, *now, generation, &mut out);
         }
-        inner
-            .metrics
-            .held
-            .set(i64::try_from(st.held.len()).unwrap_or(i64::MAX));
+        if let Some((st, _)) = &locked {
+            inner
+                .metrics
+                .held
+                .set(i64::try_from(st.held.len()).unwrap_or(i64::MAX));
+        }
         inner.next.append(&out);
+        drop(locked);
     }
 }
 
@@ -320,6 +332,11 @@ impl Inner {
             return;
         };
         entry.hold_until = None;
+        if entry.resolution != Resolution::Waiting {
+            // Settled: later samples skip the map until the pod cache changes.
+            let output = (!Arc::ptr_eq(&entry.output, &entry.input)).then(|| entry.output.clone());
+            s.series.set_enriched(generation, output);
+        }
         out.push(s.with_series(entry.output.clone()));
     }
 
@@ -388,8 +405,12 @@ impl Inner {
             .is_none_or(|t| now.duration_since(t) >= IDLE / 10)
         {
             st.last_sweep = Some(now);
-            st.cache
-                .retain(|_, e| now.duration_since(e.last_seen) < IDLE);
+            // Series passed on through their recorded result do not touch
+            // `last_seen`; an entry whose input a producer still holds
+            // (its scrape or collector cache) is alive all the same.
+            st.cache.retain(|_, e| {
+                now.duration_since(e.last_seen) < IDLE || Arc::strong_count(&e.input) > 1
+            });
             self.metrics
                 .series
                 .set(i64::try_from(st.cache.len()).unwrap_or(i64::MAX));

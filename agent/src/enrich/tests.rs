@@ -234,3 +234,44 @@ async fn before_the_first_pod_list_unknown_pods_are_held_past_the_hold() {
     assert_eq!(out.len(), 1);
     assert_eq!(get(&out[0], "pod"), Some("web-1"));
 }
+
+#[tokio::test]
+async fn settled_series_skip_the_map_until_the_pod_cache_changes() {
+    let store = PodStore::new();
+    let (e, cap, _) = enricher(&store, 5000, 100, false);
+    let s = Series::new(
+        Labels::from_pairs([("__name__", "up"), ("instance", "10.1.2.3:8080")]),
+        MetricType::Gauge,
+    );
+    e.append(&[sample(&s, 1)]);
+    assert_eq!(
+        s.enriched(store.generation()),
+        Some(None),
+        "unrelated: recorded as passing unchanged"
+    );
+    e.append(&[sample(&s, 2)]);
+    // The target turns out to be a pod's port: a new generation, so the
+    // recorded result no longer applies and the series is resolved again.
+    store.apply(PodMeta {
+        ip: "10.1.2.3".to_owned(),
+        ports: vec![crate::kube::PortMeta {
+            container: "app".to_owned(),
+            name: "http".to_owned(),
+            port: 8080,
+            protocol: "TCP".to_owned(),
+        }],
+        ..pod()
+    });
+    assert_eq!(s.enriched(store.generation()), None);
+    tokio::time::sleep(super::RECHECK_UNRELATED).await;
+    e.append(&[sample(&s, 3)]);
+    e.append(&[sample(&s, 4)]);
+    let out = cap.take();
+    let pods: Vec<_> = out
+        .iter()
+        .filter(|o| !is_stale_nan(o.value))
+        .map(|o| get(o, "pod"))
+        .collect();
+    assert_eq!(pods, [None, None, Some("web-1"), Some("web-1")]);
+    assert!(matches!(s.enriched(store.generation()), Some(Some(_))));
+}

@@ -1,6 +1,6 @@
 //! Series identity and samples.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use super::{InvalidLabels, Labels};
 
@@ -80,6 +80,10 @@ pub struct Series {
     /// that carries the series: kept here rather than in a per-encoder map,
     /// so sending a sample costs no lookup and no second copy of the bytes.
     wire: OnceLock<WireLabels>,
+    /// What the enrich stage made of the series, and at which pod-cache
+    /// generation (`None` inside: unchanged), so that while nothing changes
+    /// it passes the series on without a lookup in a shared map.
+    enriched: Mutex<Option<(u64, Option<SeriesRef>)>>,
 }
 
 /// A series' labels as remote write 1.0 `TimeSeries.labels` fields, or why
@@ -117,6 +121,7 @@ impl Series {
             hash,
             metric_type,
             wire: OnceLock::new(),
+            enriched: Mutex::new(None),
             metadata,
         })
     }
@@ -163,6 +168,22 @@ impl Series {
     /// function, so the cached bytes are never those of another encoding.
     pub fn wire_labels(&self, encode: impl FnOnce(&Labels) -> WireLabels) -> &WireLabels {
         self.wire.get_or_init(|| encode(&self.labels))
+    }
+
+    /// The enrich stage's result recorded at `generation`: `Some(None)` when
+    /// the series passes unchanged, `Some(Some(s))` when it becomes `s`.
+    pub fn enriched(&self, generation: u64) -> Option<Option<SeriesRef>> {
+        let memo = self.enriched.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*memo {
+            Some((g, output)) if *g == generation => Some(output.clone()),
+            _ => None,
+        }
+    }
+
+    /// Records the enrich stage's result at `generation` (see [`Self::enriched`]).
+    /// `output` must not be this series itself (that would be a cycle).
+    pub fn set_enriched(&self, generation: u64, output: Option<SeriesRef>) {
+        *self.enriched.lock().unwrap_or_else(PoisonError::into_inner) = Some((generation, output));
     }
 
     /// Help and unit of the family, if the exposition declared any.

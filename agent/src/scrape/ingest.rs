@@ -1,12 +1,11 @@
 //! Turns one scraped body into samples: parse, attach target labels, metric
 //! relabeling, limits, and staleness, with a per-target series cache so an
-//! unchanged series costs one hash lookup and no label work. Family
+//! unchanged series costs one comparison with the entry where the body had it
+//! last time (see `slots`) and no label work. Family
 //! metadata (HELP, UNIT), OpenMetrics created timestamps and exemplars ride
 //! along (see `family`); a text-format body without them costs nothing extra.
 
 use std::sync::Arc;
-
-use rustc_hash::FxHashMap;
 
 use super::parse::{Entry, Exemplar as ParsedExemplar, Format, ParseError, Parser, SampleEntry};
 use crate::model::{Exemplar, Labels, Metadata, Sample, SampleExtra, Series, SeriesRef, stale_nan};
@@ -15,8 +14,10 @@ use crate::relabel::Rules;
 mod family;
 #[cfg(test)]
 mod meta_tests;
+mod slots;
 
 use family::{FamilyCache, point_key};
+use slots::Slots;
 
 /// What a scrape must apply to each series (fixed for the life of a target).
 #[derive(Debug, Clone)]
@@ -122,7 +123,7 @@ struct CacheEntry {
 /// is bounded by the target's own series count.
 #[derive(Default)]
 pub struct SeriesCache {
-    entries: FxHashMap<Box<[u8]>, CacheEntry>,
+    entries: Slots<CacheEntry>,
     families: FamilyCache,
     generation: u64,
 }
@@ -135,7 +136,7 @@ impl SeriesCache {
 
     /// True when nothing is cached.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.len() == 0
     }
 
     /// Stale markers for every cached series, and an empty cache: used when
@@ -144,7 +145,7 @@ impl SeriesCache {
     /// actually sent go stale.
     pub fn mark_all_stale(&mut self, timestamp_ms: i64, out: &mut Vec<Sample>) -> usize {
         let mut stale = 0;
-        for (_, e) in self.entries.drain() {
+        self.entries.drain(|e| {
             if let (Some(series), false) = (e.series, e.explicit_ts) {
                 out.push(Sample {
                     series,
@@ -154,7 +155,7 @@ impl SeriesCache {
                 });
                 stale += 1;
             }
-        }
+        });
         stale
     }
 }
@@ -178,7 +179,7 @@ pub fn ingest(
         Ok(()) => {
             cache.families.retain_seen(generation);
             // Series of the previous scrape that are gone now go stale.
-            cache.entries.retain(|_, e| {
+            cache.entries.finish(|e| {
                 if e.last_seen == generation {
                     return true;
                 }
@@ -198,7 +199,7 @@ pub fn ingest(
         Err(error) => {
             out.truncate(start_len);
             // Forget what only this scrape introduced; stale the rest.
-            cache.entries.retain(|_, e| e.first_seen != generation);
+            cache.entries.retain(|e| e.first_seen != generation);
             stats.stale = cache.mark_all_stale(scrape_ts, out);
             Err(IngestFailure { error, stats })
         }
@@ -246,7 +247,7 @@ fn ingest_body(
             _ => scrape_ts,
         };
         let explicit_ts = rules.honor_timestamps && s.timestamp_ms.is_some();
-        let (series, point) = match entries.get_mut(s.series_text) {
+        let (series, point) = match entries.get_mut(s.series_text, |e| e.last_seen != generation) {
             Some(e) => {
                 if e.last_seen == generation {
                     stats.duplicates += 1;
@@ -266,7 +267,7 @@ fn ingest_body(
                 }
                 let point = if om { point_key(s.labels) } else { 0 };
                 entries.insert(
-                    s.series_text.into(),
+                    s.series_text,
                     CacheEntry {
                         series: series.clone(),
                         first_seen: generation,
