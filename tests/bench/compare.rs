@@ -92,13 +92,14 @@ async fn main() -> Result<()> {
     let results = plan
         .run(|result| {
             eprintln!(
-                "bench-compare: {} round {} {}: {:.3} CPU-s/M, {:.0} MiB peak, delivery {:.4}{}",
+                "bench-compare: {} round {} {}: {:.3} CPU-s/M, {:.0} MiB peak, delivery {:.4}, {} failed scrapes{}",
                 result.scenario,
                 result.round,
                 result.agent,
                 result.cpu_per_million,
                 result.peak_rss_bytes as f64 / 1_048_576.0,
                 result.delivery_ratio,
+                result.failed_scrapes,
                 if result.clean_exit {
                     ""
                 } else {

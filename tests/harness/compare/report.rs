@@ -199,7 +199,8 @@ pub fn markdown(environment: &Environment, summaries: &[Summary]) -> String {
     text.push_str(
         "\nCPU: user + system seconds in the window (/proc/PID/stat) per million samples the targets served in it. \
          Peak RSS: VmHWM before stopping. Delivery: samples of the scraped families in VictoriaMetrics after the agent \
-         stopped, divided by samples served to it over the whole run. Median (min–max) over the rounds.\n",
+         stopped, divided by samples served to it over the whole run (the targets pause and the agent drains first; \
+         `failed_scrapes` in the JSON tells timed-out scrapes from lost samples). Median (min–max) over the rounds.\n",
     );
     text
 }
@@ -284,6 +285,7 @@ mod tests {
             served_samples: 100,
             delivered_samples: 100,
             delivery_ratio: ratio,
+            failed_scrapes: 0,
             clean_exit: true,
         }
     }

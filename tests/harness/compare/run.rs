@@ -1,7 +1,7 @@
 //! One run: one agent on one scenario against a fresh VictoriaMetrics and fresh targets,
 //! warmed up, measured over a window, stopped, then its delivery counted in the backend.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
@@ -16,10 +16,6 @@ use crate::victoria::VictoriaMetrics;
 /// How long an agent gets to flush and exit after SIGTERM before it is killed (its
 /// undelivered samples then count against its delivery ratio).
 const STOP_GRACE: Duration = Duration::from_secs(30);
-/// How long the backend's sample count may take to settle after the agent stopped.
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
-/// Time between two reads of the backend's count.
-const SETTLE_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The measurements of one run.
 #[derive(Debug, Clone, Serialize)]
@@ -40,12 +36,15 @@ pub struct RunResult {
     pub cpu_per_million: f64,
     /// The agent's peak resident set (VmHWM) just before it was stopped, in bytes.
     pub peak_rss_bytes: u64,
-    /// Samples the targets served to the agent over the whole run.
+    /// Samples the targets served to the agent over the whole run (until they paused).
     pub served_samples: u64,
-    /// Samples of the synthetic families in the backend after the agent stopped.
+    /// Samples of the synthetic families in the backend after the agent drained and stopped.
     pub delivered_samples: u64,
     /// `delivered_samples / served_samples`.
     pub delivery_ratio: f64,
+    /// Scrapes the agent itself reported failed (`up` = 0) before the targets paused: a
+    /// delivery ratio below 1 that these explain is scrapes that timed out, not samples lost.
+    pub failed_scrapes: u64,
     /// Whether the agent exited on its own after SIGTERM (false: it was killed).
     pub clean_exit: bool,
 }
@@ -91,12 +90,25 @@ pub async fn run_once(
         (cpu_time(pid)?, exporter.served(), window_start.elapsed());
     let peak_rss_bytes = peak_rss_bytes(pid)?;
 
+    // Stop serving first and let the agent send what it holds: the ratio should show
+    // samples lost, not the backlog an agent happened to have at the moment it was stopped.
+    let paused_at = SystemTime::now();
+    let served_samples = exporter.pause().await.samples;
+    // Generous: the run so far, the drain and the final settling all fall inside it.
+    let query = count_query(started.elapsed() + Duration::from_secs(600));
+    let drained = settle(&victoria, &query, served_samples, DRAIN).await?;
     let clean_exit = stop(&mut running)?;
     drop(running);
-    let served_samples = exporter.served().samples;
     drop(exporter);
-    let lookback = started.elapsed() + Duration::from_secs(60);
-    let delivered_samples = delivered(&victoria, lookback).await?;
+    let delivered_samples = settle(&victoria, &query, served_samples, AFTER_STOP).await?;
+    if delivered_samples != drained {
+        eprintln!(
+            "{agent}: {} samples arrived during its shutdown",
+            delivered_samples.saturating_sub(drained)
+        );
+    }
+
+    let failed_scrapes = failed_scrapes(&victoria, started.elapsed(), paused_at).await?;
 
     let cpu_seconds = (cpu_after - cpu_before).as_secs_f64();
     let window_samples = served_after.since(served_before).samples;
@@ -115,6 +127,7 @@ pub async fn run_once(
         served_samples,
         delivered_samples,
         delivery_ratio: as_f64(delivered_samples) / as_f64(served_samples),
+        failed_scrapes,
         clean_exit,
     })
 }
@@ -126,41 +139,100 @@ fn stop(running: &mut RunningAgent) -> Result<bool> {
     Ok(status.code().is_some())
 }
 
-/// Samples of the synthetic families stored in `victoria` within `lookback`, read until two
-/// reads agree (writes acknowledged before the agent stopped may still be landing).
-async fn delivered(victoria: &VictoriaMetrics, lookback: Duration) -> Result<u64> {
-    // count_over_time counts raw samples and skips staleness markers, which agents add when
-    // they stop and which no target served.
-    let query = format!(
+/// The PromQL that counts samples of the synthetic families within `lookback`.
+/// count_over_time counts raw samples and skips staleness markers, which agents write when
+/// targets stop answering or they shut down, and which no target served.
+fn count_query(lookback: Duration) -> String {
+    format!(
         "sum(count_over_time({{__name__=~\"{FAMILY_PREFIX}.+\"}}[{}s]))",
         lookback.as_secs()
-    );
-    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    )
+}
+
+/// How long to wait for the backend's count to reach a target or to stop changing.
+#[derive(Debug, Clone, Copy)]
+struct Settle {
+    /// Give up (and report what arrived) after this long.
+    timeout: Duration,
+    /// Time between reads.
+    interval: Duration,
+    /// Reads in a row without change that count as settled.
+    unchanged: u32,
+}
+
+/// While the agent drains: Prometheus sends a partial batch only after its 5 s
+/// `batch_send_deadline`, so no progress for 7 s means nothing more is coming.
+const DRAIN: Settle = Settle {
+    timeout: Duration::from_secs(60),
+    interval: Duration::from_secs(1),
+    unchanged: 7,
+};
+
+/// After the agent exited: only writes it already made can still become searchable.
+const AFTER_STOP: Settle = Settle {
+    timeout: Duration::from_secs(20),
+    interval: Duration::from_millis(500),
+    unchanged: 1,
+};
+
+/// Reads the backend's count of `query` until it reaches `served` or settles; running out
+/// of time is not an error, the delivery ratio shows what was missing.
+async fn settle(
+    victoria: &VictoriaMetrics,
+    query: &str,
+    served: u64,
+    settle: Settle,
+) -> Result<u64> {
+    let deadline = Instant::now() + settle.timeout;
     let mut previous = None;
+    let mut unchanged = 0;
     loop {
-        let result = victoria.query(&query).await?;
-        // An empty result means nothing arrived.
-        let value = result.first().map_or(0.0, |(_, value)| *value);
-        if !(value >= 0.0 && value.fract() == 0.0 && value < 9e15) {
-            bail!("`{query}` returned {value}");
-        }
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            reason = "checked whole, non-negative and small above"
-        )]
-        let count = value as u64;
+        let count = count(victoria, query).await?;
         if previous == Some(count) {
+            unchanged += 1;
+        } else {
+            unchanged = 0;
+        }
+        if count >= served || unchanged >= settle.unchanged || Instant::now() >= deadline {
             return Ok(count);
         }
-        if Instant::now() >= deadline {
-            bail!(
-                "the backend's count of `{query}` did not settle within {SETTLE_TIMEOUT:?}: last {count}"
-            );
-        }
         previous = Some(count);
-        tokio::time::sleep(SETTLE_INTERVAL).await;
+        tokio::time::sleep(settle.interval).await;
     }
+}
+
+/// Scrapes with `up` = 0 the agent sent for the run until `paused_at` (less a margin:
+/// scrapes that overlapped the pause got 503s by design).
+async fn failed_scrapes(
+    victoria: &VictoriaMetrics,
+    run: Duration,
+    paused_at: SystemTime,
+) -> Result<u64> {
+    let until = paused_at - Duration::from_secs(2);
+    let window = format!("[{}s]", run.as_secs() + 60);
+    let up = format!("up{{job=\"{}\"}}", agents::JOB);
+    let query = format!("sum(count_over_time({up}{window})) - sum(sum_over_time({up}{window}))");
+    let result = victoria.query_at(&query, until).await?;
+    number(&query, result.first().map_or(0.0, |(_, value)| *value))
+}
+
+/// The one number `query` returns (none: nothing arrived).
+async fn count(victoria: &VictoriaMetrics, query: &str) -> Result<u64> {
+    let result = victoria.query(query).await?;
+    number(query, result.first().map_or(0.0, |(_, value)| *value))
+}
+
+/// `value` as a count: whole and non-negative.
+fn number(query: &str, value: f64) -> Result<u64> {
+    if !(value >= 0.0 && value.fract() == 0.0 && value < 9e15) {
+        bail!("`{query}` returned {value}");
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "checked whole, non-negative and small above"
+    )]
+    Ok(value as u64)
 }
 
 #[allow(

@@ -3,11 +3,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use http::{Request, Response, header};
+use http::{Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
@@ -46,12 +46,17 @@ struct Counters {
     samples: AtomicU64,
 }
 
+/// Whether the targets still serve samples (see [`SyntheticExporter::pause`]).
+#[derive(Debug, Default)]
+struct Paused(AtomicBool);
+
 /// `targets` listeners on 127.0.0.1 serving one shared, changing body of `series` samples.
 /// The listeners and the renderer stop when this is dropped.
 #[derive(Debug)]
 pub struct SyntheticExporter {
     addrs: Vec<SocketAddr>,
     counters: Vec<Arc<Counters>>,
+    paused: Arc<Paused>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -75,6 +80,7 @@ impl SyntheticExporter {
                 }
             }
         })];
+        let paused = Arc::new(Paused::default());
         let mut addrs = Vec::with_capacity(targets);
         let mut counters = Vec::with_capacity(targets);
         for _ in 0..targets {
@@ -84,14 +90,20 @@ impl SyntheticExporter {
             addrs.push(listener.local_addr().context("synthetic target address")?);
             let port_counters = Arc::new(Counters::default());
             counters.push(Arc::clone(&port_counters));
-            let body = body.clone();
+            let (body, paused) = (body.clone(), Arc::clone(&paused));
             tasks.push(tokio::spawn(serve_http1(listener, move |request| {
-                answer(request, body.clone(), Arc::clone(&port_counters))
+                answer(
+                    request,
+                    body.clone(),
+                    Arc::clone(&port_counters),
+                    Arc::clone(&paused),
+                )
             })));
         }
         Ok(Self {
             addrs,
             counters,
+            paused,
             tasks,
         })
     }
@@ -99,6 +111,16 @@ impl SyntheticExporter {
     /// The targets as `127.0.0.1:PORT`, for `static_configs`.
     pub fn targets(&self) -> Vec<String> {
         self.addrs.iter().map(ToString::to_string).collect()
+    }
+
+    /// From now on every target answers 503 and serves no samples, so an agent can deliver
+    /// what it has before it is stopped; returns what was served in all.
+    pub async fn pause(&self) -> Served {
+        self.paused.0.store(true, Ordering::SeqCst);
+        // A response that saw the flag unset counts itself without awaiting anything in
+        // between; this leaves it ample time to finish before the totals are read.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.served()
     }
 
     /// What each target has served so far, in the order of [`SyntheticExporter::targets`].
@@ -135,7 +157,13 @@ async fn answer(
     _request: Request<Incoming>,
     body: watch::Receiver<Arc<Body>>,
     counters: Arc<Counters>,
+    paused: Arc<Paused>,
 ) -> Result<Response<Full<bytes::Bytes>>, http::Error> {
+    if paused.0.load(Ordering::SeqCst) {
+        return Response::builder()
+            .status(StatusCode::SERVICE_UNAVAILABLE)
+            .body(Full::default());
+    }
     let body = Arc::clone(&body.borrow());
     counters.bodies.fetch_add(1, Ordering::SeqCst);
     counters.samples.fetch_add(body.samples, Ordering::SeqCst);
@@ -201,5 +229,13 @@ mod tests {
             }
         );
         assert!(again.status == 200);
+
+        assert_eq!(exporter.pause().await, total);
+        let paused = client
+            .get(&format!("http://{}/metrics", targets[1]))
+            .await
+            .expect("answered");
+        assert_eq!(paused.status, 503);
+        assert_eq!(exporter.served(), total, "nothing served while paused");
     }
 }
