@@ -8,6 +8,8 @@ use crate::deps_table;
 pub const PROMETHEUS_BIN: &str = "/usr/bin/prometheus";
 /// VictoriaMetrics single-node, from the Debian package `victoria-metrics`.
 pub const VICTORIA_METRICS_BIN: &str = "/usr/bin/victoria-metrics";
+/// vmagent, also from the Debian package `victoria-metrics` (the comparison benchmark).
+pub const VMAGENT_BIN: &str = "/usr/bin/vmagent";
 
 /// Whether a test can go on.
 #[must_use = "a skipped test must return early"]
@@ -72,7 +74,7 @@ mod tests {
     #[test]
     fn constants_name_binaries_from_the_table() {
         let deps = deps_table::dependencies().expect("table parses");
-        for bin in [PROMETHEUS_BIN, VICTORIA_METRICS_BIN] {
+        for bin in [PROMETHEUS_BIN, VICTORIA_METRICS_BIN, VMAGENT_BIN] {
             assert!(
                 deps.iter().any(|dep| dep.binary == bin),
                 "{bin} not in dependencies.txt"

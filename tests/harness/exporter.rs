@@ -1,5 +1,6 @@
 //! An in-process scrape target whose response the test controls.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -77,7 +78,12 @@ impl Exporter {
             last: Mutex::new(None),
             requests: AtomicU64::new(0),
         });
-        let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
+        let task = {
+            let shared = Arc::clone(&shared);
+            tokio::spawn(serve_http1(listener, move |request| {
+                answer(request, Arc::clone(&shared))
+            }))
+        };
         Ok(Self { addr, shared, task })
     }
 
@@ -176,17 +182,22 @@ impl Drop for Exporter {
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+/// Serves HTTP/1.1 (keep-alive) on `listener` until the task is aborted, answering every
+/// request with `answer`; shared by the test exporter and the benchmark's synthetic one.
+pub(crate) async fn serve_http1<F, Fut>(listener: TcpListener, answer: F)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<Full<Bytes>>, http::Error>> + Send + 'static,
+{
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let shared = Arc::clone(&shared);
+        let answer = answer.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| answer(request, Arc::clone(&shared)));
             // A scraper hanging up mid-response is not the exporter's failure.
             let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(TokioIo::new(stream), service_fn(answer))
                 .await;
         });
     }

@@ -8,6 +8,7 @@
 //! skips locally but fails in CI (`CI=true` or `CROWSNEST_TEST_REQUIRE_DEPS=1`).
 
 pub mod agent;
+pub mod compare;
 pub mod deps;
 pub mod deps_table;
 pub mod exporter;
@@ -24,7 +25,7 @@ pub mod victoria;
 pub mod wait;
 
 pub use agent::Agent;
-pub use deps::{Availability, PROMETHEUS_BIN, VICTORIA_METRICS_BIN, require_binary};
+pub use deps::{Availability, PROMETHEUS_BIN, VICTORIA_METRICS_BIN, VMAGENT_BIN, require_binary};
 pub use exporter::Exporter;
 pub use fault_receiver::{Fault, FaultReceiver};
 pub use prom_api::{LabelSet, PromApi};

@@ -46,10 +46,19 @@ impl VictoriaMetrics {
     /// # Errors
     /// When it cannot start or is not ready within [`READY_TIMEOUT`].
     pub async fn start() -> Result<Self> {
-        with_free_port(Self::start_on).await
+        Self::start_with_args(&[]).await
     }
 
-    async fn start_on(port: u16) -> Result<Self> {
+    /// Like [`VictoriaMetrics::start`] with extra command-line flags (e.g. higher query
+    /// limits for a benchmark's hundreds of thousands of series).
+    ///
+    /// # Errors
+    /// As [`VictoriaMetrics::start`].
+    pub async fn start_with_args(extra: &[String]) -> Result<Self> {
+        with_free_port(|port| Self::start_on(port, extra)).await
+    }
+
+    async fn start_on(port: u16, extra: &[String]) -> Result<Self> {
         let dir = Instance::temp_dir("victoria-metrics")?;
         let data = dir.path().join("data");
         let mut command = Command::new(VICTORIA_METRICS_BIN);
@@ -64,6 +73,7 @@ impl VictoriaMetrics {
         if supports_flag("inmemoryDataFlushInterval") {
             command.arg("-inmemoryDataFlushInterval=1s");
         }
+        command.args(extra);
         let mut instance = Instance::start("victoria-metrics", dir, &mut command)?;
         let api = PromApi::new(&format!("http://127.0.0.1:{port}"))
             .flush_before_reads("/internal/force_flush");

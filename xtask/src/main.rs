@@ -5,6 +5,7 @@
 //! without a second scripting language to keep in sync.
 
 mod cmd;
+mod compare;
 mod counts;
 mod dashboards;
 mod deploy;
@@ -75,13 +76,15 @@ enum Task {
         #[arg(long)]
         release: bool,
     },
-    /// Run a benchmark of the agent (criterion).
+    /// Run a benchmark: a criterion bench of the agent (`parser`), `ebpf` (as root), or
+    /// `compare` (crowsnest vs vmagent vs Prometheus agent mode; `bench compare --help`).
     Bench {
-        /// Which bench target of the `crowsnest` package.
+        /// `compare`, `ebpf`, or a bench target of the `crowsnest` package.
         #[arg(default_value = "parser")]
         bench: String,
-        /// Extra arguments for criterion, after `--` (e.g. a filter).
-        #[arg(last = true)]
+        /// Flags of `compare` (e.g. `--quick`, `--scenario 20x5000 --rounds 5`), or extra
+        /// arguments for criterion after `--` (e.g. a filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
 }
@@ -117,7 +120,8 @@ fn run(cli: Cli) -> Result<()> {
                 runner_args: args,
             })
         }
-        Task::Bench { bench, args } if bench == "ebpf" => ebpf::bench(false, &args),
+        Task::Bench { bench, args } if bench == "ebpf" => ebpf::bench(false, bench_args(&args)),
+        Task::Bench { bench, args } if bench == "compare" => compare::run(&args),
         Task::Manifests => deploy::write_manifests(),
         Task::Deploy => deploy::check(),
         Task::Dashboards => dashboards::write(),
@@ -133,11 +137,21 @@ fn run(cli: Cli) -> Result<()> {
         Task::Bench { bench, args } => {
             let mut cargo = cmd::cargo();
             cargo.args(["bench", "-p", "crowsnest", "--bench", &bench]);
+            let args = bench_args(&args);
             if !args.is_empty() {
-                cargo.arg("--").args(&args);
+                cargo.arg("--").args(args);
             }
             cmd::run(&mut cargo)
         }
+    }
+}
+
+/// Arguments for criterion or the eBPF bench: what follows `--` (kept by the trailing
+/// argument list, which `compare` needs for its own flags), or everything when none.
+fn bench_args(args: &[String]) -> &[String] {
+    match args.iter().position(|arg| arg == "--") {
+        Some(at) => &args[at + 1..],
+        None => args,
     }
 }
 
@@ -151,4 +165,29 @@ fn run_agent(release: bool, args: &[String]) -> Result<()> {
     }
     cargo.args(["--", "run"]).args(args);
     cmd::run(&mut cargo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bench(line: &[&str]) -> (String, Vec<String>) {
+        let cli = Cli::try_parse_from(line).expect("parses");
+        match cli.task {
+            Task::Bench { bench, args } => (bench, args),
+            other => panic!("not bench: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bench_passes_compare_flags_through_and_keeps_criterion_after_the_dashes() {
+        let (name, args) = bench(&["xtask", "bench", "compare", "--quick", "--rounds", "5"]);
+        assert_eq!(name, "compare");
+        assert_eq!(args, ["--quick", "--rounds", "5"]);
+        let (name, args) = bench(&["xtask", "bench", "parser", "--", "generated"]);
+        assert_eq!(name, "parser");
+        assert_eq!(bench_args(&args), ["generated"]);
+        let (name, args) = bench(&["xtask", "bench"]);
+        assert_eq!((name.as_str(), args.len()), ("parser", 0));
+    }
 }

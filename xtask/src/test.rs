@@ -100,11 +100,10 @@ fn run_phases(
 
 /// In CI a missing test dependency must fail the test, not skip it.
 fn test_env(command: &mut Command, ci: bool) -> &mut Command {
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || cmd::workspace_root().join("target"),
-        std::path::PathBuf::from,
+    command.env(
+        "CROWSNEST_BIN",
+        cmd::target_dir().join("debug").join("crowsnest"),
     );
-    command.env("CROWSNEST_BIN", target_dir.join("debug").join("crowsnest"));
     if ci {
         command.env("CROWSNEST_TEST_REQUIRE_DEPS", "1");
     }

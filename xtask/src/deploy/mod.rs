@@ -44,9 +44,7 @@ pub(crate) fn manifests_path() -> PathBuf {
 
 /// Scratch space for rendered files.
 fn work_dir() -> Result<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| cmd::workspace_root().join("target"), PathBuf::from);
-    let dir = target.join("deploy-check");
+    let dir = cmd::target_dir().join("deploy-check");
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("clean {}", dir.display()))?;
     }
