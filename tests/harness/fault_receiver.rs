@@ -17,8 +17,6 @@ use prost::Message;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::remote_write::WriteRequest;
-
 /// How the receiver answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
@@ -59,6 +57,9 @@ struct State {
     fault: Option<Fault>,
     /// Per series (`name{a="b",...}` text), accepted timestamps in arrival order.
     accepted: HashMap<String, Vec<i64>>,
+    /// 1.0 label bytes as sent -> text key, so a series seen before costs
+    /// no label decoding (soak runs push hundreds of thousands of samples/s).
+    keys: HashMap<Vec<u8>, String>,
     requests: u64,
     v2_requests: u64,
     errors: Vec<String>,
@@ -137,21 +138,118 @@ impl FaultReceiver {
     }
 }
 
-/// Decoded series as (text, timestamps).
-fn decode(v2: bool, raw: &[u8]) -> Result<Vec<(String, Vec<i64>)>, String> {
-    let text = |pairs: Vec<(String, String)>| {
-        let name = pairs
-            .iter()
-            .find(|(n, _)| n == "__name__")
-            .map(|p| p.1.clone())
-            .unwrap_or_default();
-        let rest: Vec<String> = pairs
-            .iter()
-            .filter(|(n, _)| n != "__name__")
-            .map(|(n, v)| format!("{n}=\"{v}\""))
-            .collect();
-        format!("{name}{{{}}}", rest.join(","))
+/// A request's series: text keys, or 1.0 label bytes to look up in `State::keys`.
+enum Series {
+    Text(Vec<(String, Vec<i64>)>),
+    Wire(Vec<(Vec<u8>, Vec<i64>)>),
+}
+
+/// The `labels` fields (as sent) and sample timestamps of each `TimeSeries`
+/// of a 1.0 `WriteRequest`, read without building the label strings.
+fn walk_v1(mut buf: &[u8]) -> Result<Vec<(Vec<u8>, Vec<i64>)>, String> {
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        let (tag, body) = field(&mut buf)?;
+        let (1, Some(mut ts)) = (tag, body) else {
+            continue;
+        };
+        let (mut labels, mut stamps) = (Vec::new(), Vec::new());
+        while !ts.is_empty() {
+            match field(&mut ts)? {
+                (1, Some(label)) => {
+                    prost::encoding::encode_varint(label.len() as u64, &mut labels);
+                    labels.extend_from_slice(label);
+                }
+                (2, Some(mut sample)) => {
+                    let mut timestamp = 0;
+                    while !sample.is_empty() {
+                        let (key, wire) = key(&mut sample)?;
+                        if key == 2 && wire == 0 {
+                            let v = prost::encoding::decode_varint(&mut sample)
+                                .map_err(|e| e.to_string())?;
+                            timestamp = v as i64;
+                        } else {
+                            skip(&mut sample, wire)?;
+                        }
+                    }
+                    stamps.push(timestamp);
+                }
+                _ => {}
+            }
+        }
+        out.push((labels, stamps));
+    }
+    Ok(out)
+}
+
+fn key(buf: &mut &[u8]) -> Result<(u64, u64), String> {
+    let k = prost::encoding::decode_varint(buf).map_err(|e| e.to_string())?;
+    Ok((k >> 3, k & 7))
+}
+
+/// The next field: its number and, when length-delimited, its bytes.
+fn field<'a>(buf: &mut &'a [u8]) -> Result<(u64, Option<&'a [u8]>), String> {
+    let (tag, wire) = key(buf)?;
+    if wire == 2 {
+        let n = usize::try_from(prost::encoding::decode_varint(buf).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+        let bytes = buf.get(..n).ok_or("truncated field")?;
+        *buf = &buf[n..];
+        return Ok((tag, Some(bytes)));
+    }
+    skip(buf, wire)?;
+    Ok((tag, None))
+}
+
+fn skip(buf: &mut &[u8], wire: u64) -> Result<(), String> {
+    let n = match wire {
+        0 => {
+            prost::encoding::decode_varint(buf).map_err(|e| e.to_string())?;
+            0
+        }
+        1 => 8,
+        5 => 4,
+        2 => usize::try_from(prost::encoding::decode_varint(buf).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?,
+        w => return Err(format!("unexpected wire type {w}")),
     };
+    *buf = buf.get(n..).ok_or("truncated field")?;
+    Ok(())
+}
+
+/// The text key of 1.0 label bytes from [`walk_v1`].
+fn wire_text(mut labels: &[u8]) -> Result<String, String> {
+    let mut pairs = Vec::new();
+    while !labels.is_empty() {
+        let n = usize::try_from(
+            prost::encoding::decode_varint(&mut labels).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+        let l = crate::remote_write::Label::decode(labels.get(..n).ok_or("truncated label")?)
+            .map_err(|e| e.to_string())?;
+        labels = &labels[n..];
+        pairs.push((l.name, l.value));
+    }
+    Ok(text(pairs))
+}
+
+/// `name{a="b",...}`, the key tests look series up by.
+fn text(pairs: Vec<(String, String)>) -> String {
+    let name = pairs
+        .iter()
+        .find(|(n, _)| n == "__name__")
+        .map(|p| p.1.clone())
+        .unwrap_or_default();
+    let rest: Vec<String> = pairs
+        .iter()
+        .filter(|(n, _)| n != "__name__")
+        .map(|(n, v)| format!("{n}=\"{v}\""))
+        .collect();
+    format!("{name}{{{}}}", rest.join(","))
+}
+
+/// Decoded series; 1.0 series are keyed by their label bytes until stored.
+fn decode(v2: bool, raw: &[u8]) -> Result<Series, String> {
     if v2 {
         let req = RequestV2::decode(raw).map_err(|e| e.to_string())?;
         if req.symbols.first().map(String::as_str) != Some("") {
@@ -177,20 +275,11 @@ fn decode(v2: bool, raw: &[u8]) -> Result<Vec<(String, Vec<i64>)>, String> {
                 ts.samples.iter().map(|s| s.timestamp).collect(),
             ));
         }
-        Ok(out)
+        Ok(Series::Text(out))
     } else {
-        let req = WriteRequest::decode(raw).map_err(|e| e.to_string())?;
-        Ok(req
-            .timeseries
-            .into_iter()
-            .map(|ts| {
-                let pairs = ts.labels.into_iter().map(|l| (l.name, l.value)).collect();
-                (
-                    text(pairs),
-                    ts.samples.iter().map(|s| s.timestamp).collect(),
-                )
-            })
-            .collect())
+        // The walk checks the framing; labels are decoded (and checked) by
+        // prost the first time a series is seen.
+        walk_v1(raw).map(Series::Wire)
     }
 }
 
@@ -249,9 +338,32 @@ async fn handle(
         }
         _ => {
             let mut n = 0;
-            for (key, ts) in series {
-                n += ts.len();
-                s.accepted.entry(key).or_default().extend(ts);
+            match series {
+                Series::Text(series) => {
+                    for (key, ts) in series {
+                        n += ts.len();
+                        s.accepted.entry(key).or_default().extend(ts);
+                    }
+                }
+                Series::Wire(series) => {
+                    let State { accepted, keys, .. } = &mut *s;
+                    for (wire, ts) in series {
+                        n += ts.len();
+                        let key = match keys.get(&wire) {
+                            Some(key) => key,
+                            None => {
+                                let key = wire_text(&wire).map_err(std::io::Error::other)?;
+                                keys.entry(wire).or_insert(key)
+                            }
+                        };
+                        match accepted.get_mut(key) {
+                            Some(all) => all.extend(ts),
+                            None => {
+                                accepted.insert(key.clone(), ts);
+                            }
+                        }
+                    }
+                }
             }
             let mut r = response(204);
             if v2 {
@@ -259,5 +371,50 @@ async fn handle(
             }
             r.body(Full::default()).map_err(std::io::Error::other)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remote_write::{Label, Sample, TimeSeries, WriteRequest};
+
+    #[test]
+    fn the_1_0_walk_reads_what_prost_wrote() {
+        let label = |n: &str, v: &str| Label {
+            name: n.into(),
+            value: v.into(),
+        };
+        let sample = |t: i64| Sample {
+            value: -0.5,
+            timestamp: t,
+        };
+        let req = WriteRequest {
+            timeseries: vec![
+                TimeSeries {
+                    labels: vec![label("__name__", "up"), label("job", "a")],
+                    samples: vec![sample(-1), sample(1_700_000_000_000)],
+                },
+                TimeSeries {
+                    labels: vec![label("__name__", "m"), label("x", "\"q\"")],
+                    samples: vec![sample(0)],
+                },
+            ],
+        };
+        let Series::Wire(got) = decode(false, &req.encode_to_vec()).expect("walks") else {
+            panic!("1.0 is walked");
+        };
+        let got: Vec<(String, Vec<i64>)> = got
+            .into_iter()
+            .map(|(wire, ts)| (wire_text(&wire).expect("labels"), ts))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("up{job=\"a\"}".to_owned(), vec![-1, 1_700_000_000_000]),
+                ("m{x=\"\"q\"\"}".to_owned(), vec![0]),
+            ]
+        );
+        assert!(decode(false, &[0x0a, 0x05, 0x0a]).is_err(), "truncated");
     }
 }
