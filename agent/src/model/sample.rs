@@ -1,5 +1,6 @@
 //! Series identity and samples.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use super::{InvalidLabels, Labels};
@@ -84,6 +85,10 @@ pub struct Series {
     /// generation (`None` inside: unchanged), so that while nothing changes
     /// it passes the series on without a lookup in a shared map.
     enriched: Mutex<Option<(u64, Option<SeriesRef>)>>,
+    /// The series' id in the on-disk queue's active segment, as a hint the
+    /// queue checks against its own table (so a stale or foreign hint is
+    /// only a miss, never a wrong id).
+    queue_hint: AtomicU32,
 }
 
 /// A series' labels as remote write 1.0 `TimeSeries.labels` fields, or why
@@ -122,6 +127,7 @@ impl Series {
             metric_type,
             wire: OnceLock::new(),
             enriched: Mutex::new(None),
+            queue_hint: AtomicU32::new(u32::MAX),
             metadata,
         })
     }
@@ -184,6 +190,16 @@ impl Series {
     /// `output` must not be this series itself (that would be a cycle).
     pub fn set_enriched(&self, generation: u64, output: Option<SeriesRef>) {
         *self.enriched.lock().unwrap_or_else(PoisonError::into_inner) = Some((generation, output));
+    }
+
+    /// The on-disk queue's last recorded id for this series (`u32::MAX`: none).
+    pub fn queue_hint(&self) -> u32 {
+        self.queue_hint.load(Ordering::Relaxed)
+    }
+
+    /// Records the series' id in the on-disk queue's active segment.
+    pub fn set_queue_hint(&self, id: u32) {
+        self.queue_hint.store(id, Ordering::Relaxed);
     }
 
     /// Help and unit of the family, if the exposition declared any.

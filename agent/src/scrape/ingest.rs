@@ -222,7 +222,9 @@ fn ingest_body(
     } = cache;
     let mut families = families.scrape(generation);
     let mut parser = Parser::new(body, format);
-    while let Some(entry) = parser.next_entry()? {
+    // The parser skips the labels of a series found where the last scrape
+    // had it (the usual case): they are only needed for a new series.
+    while let Some(entry) = parser.next_entry_expecting(entries.expected())? {
         let s = match entry {
             Entry::Sample(s) => s,
             Entry::Help { family, help } => {
@@ -261,6 +263,9 @@ fn ingest_body(
                 (e.series.clone(), e.point)
             }
             None => {
+                // Unparsed labels only come with the text of the expected
+                // entry, which `get_mut` finds first.
+                debug_assert!(s.labels_parsed, "a known series must be in the cache");
                 let series = build_series(rules, &s, families.metadata_for(&s.name))?;
                 if series.is_some() {
                     stats.added += 1;

@@ -246,12 +246,23 @@ impl State {
     /// The id of `series` in the active segment, if it has one.
     fn series_id(&self, series: &SeriesRef) -> Option<u32> {
         let table = &self.tables.back()?.1;
+        // The hint the series carries is right when the table holds this very
+        // series under it: then no map lookup is needed (the usual case).
+        let hint = series.queue_hint();
+        if table
+            .get(hint as usize)
+            .is_some_and(|s| Arc::ptr_eq(s, series))
+        {
+            return Some(hint);
+        }
         let is = |id: u32| table.get(id as usize).is_some_and(|s| same(s, series));
-        match self.ids.get(&series.hash()) {
+        let id = match self.ids.get(&series.hash()) {
             Some(&id) if is(id) => Some(id),
             Some(_) => self.collided.iter().copied().find(|&id| is(id)),
             None => None,
-        }
+        }?;
+        series.set_queue_hint(id);
+        Some(id)
     }
 
     /// Gives `series` the next id of the active segment.
@@ -262,6 +273,7 @@ impl State {
         // A segment holds far fewer than 2^32 series (its size is bounded).
         let id = u32::try_from(table.len()).unwrap_or(u32::MAX);
         table.push(Arc::clone(series));
+        series.set_queue_hint(id);
         if let std::collections::hash_map::Entry::Vacant(e) = self.ids.entry(series.hash()) {
             e.insert(id);
         } else {

@@ -469,3 +469,50 @@ async fn soak_throughput_and_memory() {
     assert_eq!(read, total);
     assert_eq!(q.len(), 0);
 }
+
+#[tokio::test]
+async fn series_shared_by_two_queues_keep_their_own_ids_in_each() {
+    // Two endpoints see the same series objects in different orders, so each
+    // queue overwrites the id hint the series carries for the other.
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let (oa, ob) = (opts(dir_a.path(), 1), opts(dir_b.path(), 1));
+    let shared: Vec<SeriesRef> = (0..8).map(series).collect();
+    let samples = |order: &mut dyn Iterator<Item = usize>, ts: i64| -> Vec<Sample> {
+        order
+            .map(|i| Sample::new(Arc::clone(&shared[i]), ts, i as f64))
+            .collect()
+    };
+    {
+        let (qa, _) = open(&oa);
+        let (qb, _) = open(&ob);
+        for ts in 0..5 {
+            qa.append(samples(&mut (0..8), ts));
+            qb.append(samples(&mut (0..8).rev(), ts));
+        }
+        // Read live (from the writers' tables) and from disk after a restart.
+        for q in [&qa, &qb] {
+            let b = q.next_batch(0, 1000, Duration::ZERO).await.expect("batch");
+            assert_eq!(b.samples.len(), 40);
+            for s in &b.samples {
+                assert_eq!(
+                    s.series.labels().get("i"),
+                    Some(s.value.to_string().as_str())
+                );
+            }
+        }
+    }
+    for o in [&oa, &ob] {
+        let (q, _) = open(o);
+        let b = q.next_batch(0, 1000, Duration::ZERO).await.expect("batch");
+        assert_eq!(b.samples.len(), 40, "unacknowledged samples come back");
+        for s in &b.samples {
+            assert_eq!(
+                s.series.labels().get("i"),
+                Some(s.value.to_string().as_str())
+            );
+        }
+    }
+}

@@ -52,6 +52,11 @@ impl<E> Slots<E> {
         self.slots.len()
     }
 
+    /// The key expected next in this scrape (empty when there is none).
+    pub(super) fn expected(&self) -> &[u8] {
+        self.slots.get(self.cursor).map_or(&[], |s| &s.key)
+    }
+
     /// The entry of `key`. `first_sighting` tells whether this is the first
     /// time the scrape meets it (duplicates do not change the order).
     pub(super) fn get_mut(

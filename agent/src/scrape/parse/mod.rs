@@ -138,6 +138,9 @@ pub struct SampleEntry<'a, 'p> {
     /// Labels in exposition order, without the metric name; values unescaped
     /// (`Cow::Borrowed` when there were no escapes). Empty values are kept.
     pub labels: &'p [LabelRef<'a>],
+    /// False when the label set was not parsed because the caller knew the
+    /// series text ([`Parser::next_entry_expecting`]); `labels` is then empty.
+    pub labels_parsed: bool,
     /// The sample value.
     pub value: f64,
     /// Milliseconds since the epoch. Text 0.0.4 writes integer milliseconds;

@@ -65,6 +65,7 @@ enum Line<'a> {
 struct SampleLine<'a> {
     series_text: &'a [u8],
     name: Cow<'a, str>,
+    labels_parsed: bool,
     value: f64,
     timestamp_ms: Option<i64>,
     exemplar: Option<(f64, Option<i64>)>,
@@ -96,7 +97,20 @@ impl<'a> Parser<'a> {
     /// Lending iteration: the entry borrows the body (`'a`) and the parser's
     /// reusable scratch buffers (`'_`), so it must be dropped before the next call.
     pub fn next_entry(&mut self) -> Result<Option<Entry<'a, '_>>, ParseError> {
-        let line = match self.next_line() {
+        self.next_entry_expecting(&[])
+    }
+
+    /// [`Self::next_entry`] for a caller that expects the next sample line
+    /// to start with the series text `known`, which an earlier parse of the
+    /// same target accepted. When it does (text format, a plain metric name
+    /// first), its label set is not parsed again: the entry's
+    /// [`SampleEntry::labels_parsed`] is false and its `labels` are empty.
+    /// Identical bytes parse identically, so nothing is validated less.
+    pub fn next_entry_expecting(
+        &mut self,
+        known: &[u8],
+    ) -> Result<Option<Entry<'a, '_>>, ParseError> {
+        let line = match self.next_line(known) {
             Ok(Some(line)) => line,
             Ok(None) => return Ok(None),
             Err((offset, reason)) => {
@@ -116,6 +130,7 @@ impl<'a> Parser<'a> {
                 series_text: s.series_text,
                 name: s.name,
                 labels: &self.labels,
+                labels_parsed: s.labels_parsed,
                 value: s.value,
                 timestamp_ms: s.timestamp_ms,
                 exemplar: s.exemplar.map(|(value, timestamp_ms)| Exemplar {
@@ -153,7 +168,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn next_line(&mut self) -> Result<Option<Line<'a>>, Fail> {
+    fn next_line(&mut self, known: &[u8]) -> Result<Option<Line<'a>>, Fail> {
         let body = self.body;
         loop {
             if self.finished {
@@ -187,7 +202,7 @@ impl<'a> Parser<'a> {
                         Some(_) => self.pos = p,
                     }
                 }
-                _ => return self.sample_line().map(|s| Some(Line::Sample(s))),
+                _ => return self.sample_line(known).map(|s| Some(Line::Sample(s))),
             }
         }
     }
@@ -311,28 +326,38 @@ impl<'a> Parser<'a> {
     }
 
     /// A sample line: series, value, optional timestamp, optional exemplar (OpenMetrics).
-    fn sample_line(&mut self) -> Result<SampleLine<'a>, Fail> {
+    fn sample_line(&mut self, known: &[u8]) -> Result<SampleLine<'a>, Fail> {
         let body = self.body;
         let strict = self.strict();
         let start = self.pos;
         let mut name: Option<Cow<'a, str>> = None;
         let mut pos = start;
-        if body.get(pos).copied().is_some_and(is_metric_start) {
+        let mut labels_parsed = true;
+        if let Some(end) = self.known_series(known) {
+            // The series text is one this target sent before: skip its labels.
+            let name_end = known.iter().position(|&b| b == b'{').unwrap_or(known.len());
+            name = Some(Cow::Borrowed(self.src.name(start, start + name_end)));
+            self.labels.clear();
+            labels_parsed = false;
+            pos = end;
+        } else if body.get(pos).copied().is_some_and(is_metric_start) {
             pos = metric_name_end(body, pos);
             name = Some(Cow::Borrowed(self.src.name(start, pos)));
         } else if body.get(pos) != Some(&b'{') {
             return Err(unexpected(body, pos, "metric name or '{'"));
         }
-        let brace = if strict { pos } else { skip_blanks(body, pos) };
-        if body.get(brace) == Some(&b'{') {
-            let mode = Mode {
-                strict,
-                exemplar: false,
-                name_label: false,
-            };
-            pos = parse_label_set(self.src, brace + 1, mode, &mut self.labels, &mut name)?;
-        } else {
-            self.labels.clear();
+        if labels_parsed {
+            let brace = if strict { pos } else { skip_blanks(body, pos) };
+            if body.get(brace) == Some(&b'{') {
+                let mode = Mode {
+                    strict,
+                    exemplar: false,
+                    name_label: false,
+                };
+                pos = parse_label_set(self.src, brace + 1, mode, &mut self.labels, &mut name)?;
+            } else {
+                self.labels.clear();
+            }
         }
         let series_text = &body[start..pos];
         let Some(name) = name else {
@@ -381,11 +406,27 @@ impl<'a> Parser<'a> {
         Ok(SampleLine {
             series_text,
             name,
+            labels_parsed,
             value,
             timestamp_ms,
             exemplar,
             metric_type,
         })
+    }
+
+    /// Where the series text ends when the line at `pos` starts with `known`
+    /// followed by a blank (so `known` is the whole series text). Text
+    /// format only, and only for a series that starts with a plain metric
+    /// name (OpenMetrics checks need the labels; a name inside the braces
+    /// needs unquoting).
+    fn known_series(&self, known: &[u8]) -> Option<usize> {
+        if self.strict() || !known.first().copied().is_some_and(is_metric_start) {
+            return None;
+        }
+        let end = self.pos + known.len();
+        (self.body.get(self.pos..end) == Some(known)
+            && matches!(self.body.get(end), Some(b' ' | b'\t')))
+        .then_some(end)
     }
 
     fn type_rule(&self, pos: usize, family: usize, rule: &'static str) -> Fail {
