@@ -379,7 +379,7 @@ mod tests {
     /// A sample as (series text, value, timestamp).
     type Rendered = (String, f64, i64);
 
-    fn rules() -> IngestRules {
+    pub(super) fn rules() -> IngestRules {
         IngestRules {
             target_labels: Labels::from_pairs([("job", "j"), ("instance", "i:1")]),
             honor_labels: false,

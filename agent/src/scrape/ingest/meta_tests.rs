@@ -8,13 +8,8 @@ use crate::relabel::RelabelConfig;
 
 fn rules(keep_exemplars: bool) -> IngestRules {
     IngestRules {
-        target_labels: Labels::from_pairs([("job", "j"), ("instance", "i:1")]),
-        honor_labels: false,
-        honor_timestamps: true,
-        metric_relabel: Rules::default(),
-        sample_limit: 0,
-        label_limit: 0,
         keep_exemplars,
+        ..super::tests::rules()
     }
 }
 
