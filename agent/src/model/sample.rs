@@ -1,6 +1,6 @@
 //! Series identity and samples.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use super::{InvalidLabels, Labels};
@@ -85,6 +85,9 @@ pub struct Series {
     /// generation (`None` inside: unchanged), so that while nothing changes
     /// it passes the series on without a lookup in a shared map.
     enriched: Mutex<Option<(u64, Option<SeriesRef>)>>,
+    /// `generation + 1` when the recorded result is "unchanged" (0: not
+    /// recorded): the common case, read without taking the lock.
+    unchanged_at: AtomicU64,
     /// The series' id in the on-disk queue's active segment, as a hint the
     /// queue checks against its own table (so a stale or foreign hint is
     /// only a miss, never a wrong id).
@@ -127,6 +130,7 @@ impl Series {
             metric_type,
             wire: OnceLock::new(),
             enriched: Mutex::new(None),
+            unchanged_at: AtomicU64::new(0),
             queue_hint: AtomicU32::new(u32::MAX),
             metadata,
         })
@@ -179,6 +183,9 @@ impl Series {
     /// The enrich stage's result recorded at `generation`: `Some(None)` when
     /// the series passes unchanged, `Some(Some(s))` when it becomes `s`.
     pub fn enriched(&self, generation: u64) -> Option<Option<SeriesRef>> {
+        if self.unchanged_at.load(Ordering::Acquire) == generation.wrapping_add(1) {
+            return Some(None);
+        }
         let memo = self.enriched.lock().unwrap_or_else(PoisonError::into_inner);
         match &*memo {
             Some((g, output)) if *g == generation => Some(output.clone()),
@@ -189,7 +196,13 @@ impl Series {
     /// Records the enrich stage's result at `generation` (see [`Self::enriched`]).
     /// `output` must not be this series itself (that would be a cycle).
     pub fn set_enriched(&self, generation: u64, output: Option<SeriesRef>) {
+        let unchanged = if output.is_none() {
+            generation.wrapping_add(1)
+        } else {
+            0
+        };
         *self.enriched.lock().unwrap_or_else(PoisonError::into_inner) = Some((generation, output));
+        self.unchanged_at.store(unchanged, Ordering::Release);
     }
 
     /// The on-disk queue's last recorded id for this series (`u32::MAX`: none).
@@ -308,6 +321,24 @@ mod tests {
         // The hot path moves millions of these; extras live behind one pointer.
         assert!(std::mem::size_of::<Sample>() <= 32);
         assert_eq!(std::mem::size_of::<Option<Arc<SampleExtra>>>(), 8);
+    }
+
+    #[test]
+    fn enriched_results_hold_for_their_generation_only() {
+        let s = Series::new(Labels::from_pairs([("__name__", "m")]), MetricType::Gauge);
+        let out = Series::new(
+            Labels::from_pairs([("__name__", "m"), ("pod", "p")]),
+            MetricType::Gauge,
+        );
+        assert_eq!(s.enriched(0), None, "nothing recorded");
+        s.set_enriched(7, None);
+        assert_eq!(s.enriched(7), Some(None));
+        assert_eq!(s.enriched(8), None);
+        s.set_enriched(8, Some(Arc::clone(&out)));
+        assert!(matches!(s.enriched(8), Some(Some(o)) if Arc::ptr_eq(&o, &out)));
+        assert_eq!(s.enriched(7), None);
+        s.set_enriched(9, None);
+        assert_eq!(s.enriched(9), Some(None));
     }
 
     #[test]

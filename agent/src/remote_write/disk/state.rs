@@ -27,8 +27,14 @@ mod reader;
 /// Samples per record at most; a record is also the unit of acknowledgement.
 pub(crate) const RECORD_SAMPLES: usize = 4096;
 
-/// Records read per lock hold, so appends are never held up for long.
+/// Sample records read per lock hold, so appends are never held up for long.
 const READ_PER_PUMP: usize = 64;
+
+/// Records of any kind read per lock hold. A segment written after a
+/// restart starts with one series record per series (100k at 100k series),
+/// which must not count as sample records: a pump that reads only series
+/// definitions deals nothing and wakes no shard, so the drain would crawl.
+const ITEMS_PER_PUMP: usize = 16 * 1024;
 
 /// Losses the queue reports to the endpoint's counters.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -516,3 +516,24 @@ async fn series_shared_by_two_queues_keep_their_own_ids_in_each() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_segment_starting_with_many_series_definitions_is_read_without_waiting() {
+    // After a restart every series is defined again at the head of the
+    // segment: far more series records than sample records per pump. A
+    // pump that dealt nothing used to leave the shards waiting for their
+    // linger (here an hour) instead of reading on.
+    let dir = tempfile::tempdir().expect("dir");
+    let o = opts(dir.path(), 1);
+    {
+        let (q, _) = open(&o);
+        q.append(batch(1000, 1));
+    }
+    let (q, _) = open(&o);
+    let next = q.next_batch(0, 1000, Duration::from_secs(3600));
+    let b = tokio::time::timeout(Duration::from_secs(60), next)
+        .await
+        .expect("the backlog is dealt at once, not after the linger")
+        .expect("batch");
+    assert_eq!(b.samples.len(), 1000);
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::super::position::Position;
 use super::super::record::{self, Payload};
 use super::super::segment::{self, Item};
-use super::{READ_PER_PUMP, Rec, State, Windowed};
+use super::{ITEMS_PER_PUMP, READ_PER_PUMP, Rec, State, Windowed};
 use crate::model::{Sample, Series};
 
 impl State {
@@ -27,7 +27,8 @@ impl State {
     }
 
     /// Reads records into the shard windows while they have room. Returns
-    /// true when anything was dealt.
+    /// true when anything was dealt, or when it stopped with more to read
+    /// (callers then wake the shards, so one of them pumps again).
     pub(crate) fn pump(&mut self) -> bool {
         if self.resharding() {
             if self.windows.iter().all(VecDeque::is_empty)
@@ -40,12 +41,17 @@ impl State {
             }
         }
         let mut dealt = false;
-        for _ in 0..READ_PER_PUMP {
+        let (mut records, mut items) = (0, 0);
+        while records < READ_PER_PUMP && items < ITEMS_PER_PUMP {
             if self.windows.iter().any(|w| w.len() >= self.window) {
                 break;
             }
+            items += 1;
             match self.read_one() {
-                Ok(Some(d)) => dealt |= d,
+                Ok(Some(d)) => {
+                    dealt |= d;
+                    records += usize::from(d);
+                }
                 Ok(None) => break,
                 Err(e) => {
                     tracing::error!(error = %e, segment = self.cursor.segment, "cannot read the queue; skipping to the next segment");
@@ -54,7 +60,8 @@ impl State {
             }
         }
         self.advance();
-        dealt
+        // Stopped at the item cap: more is ready, so a shard should pump again.
+        dealt || items >= ITEMS_PER_PUMP
     }
 
     fn next_segment(&mut self) {
