@@ -138,15 +138,18 @@ impl FaultReceiver {
     }
 }
 
+/// Series of a 1.0 request: their `labels` fields as sent, and timestamps.
+type WireSeries = Vec<(Vec<u8>, Vec<i64>)>;
+
 /// A request's series: text keys, or 1.0 label bytes to look up in `State::keys`.
 enum Series {
     Text(Vec<(String, Vec<i64>)>),
-    Wire(Vec<(Vec<u8>, Vec<i64>)>),
+    Wire(WireSeries),
 }
 
 /// The `labels` fields (as sent) and sample timestamps of each `TimeSeries`
 /// of a 1.0 `WriteRequest`, read without building the label strings.
-fn walk_v1(mut buf: &[u8]) -> Result<Vec<(Vec<u8>, Vec<i64>)>, String> {
+fn walk_v1(mut buf: &[u8]) -> Result<WireSeries, String> {
     let mut out = Vec::new();
     while !buf.is_empty() {
         let (tag, body) = field(&mut buf)?;
