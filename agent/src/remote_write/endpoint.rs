@@ -17,7 +17,7 @@ use super::metrics::{DropReason, EndpointMetrics, Metrics};
 use super::negotiate::{Negotiator, REPROBE_AFTER};
 use super::queue::{MemoryQueue, Queue};
 use super::series::SeriesMapper;
-use super::shard;
+use super::shard::{self, Stop};
 use super::{EndpointStatus, RemoteWriteError};
 use crate::config::RemoteWriteConfig;
 use crate::http::HttpClient;
@@ -198,7 +198,7 @@ fn loss_sink(slot: Arc<OnceLock<EndpointMetrics>>) -> super::disk::LossSink {
 pub(crate) struct Endpoint {
     shared: Arc<EndpointShared>,
     runner: JoinHandle<()>,
-    abandon: watch::Sender<bool>,
+    abandon: watch::Sender<Stop>,
 }
 
 impl Endpoint {
@@ -315,7 +315,7 @@ impl Endpoint {
             failures: AtomicU64::new(0),
             health: Mutex::default(),
         });
-        let (abandon, abandon_rx) = watch::channel(false);
+        let (abandon, abandon_rx) = watch::channel(Stop::No);
         let task = run(
             Arc::clone(&shared),
             predecessor,
@@ -364,7 +364,7 @@ impl Endpoint {
     /// Stops accepting samples, sends what is queued for up to `deadline`
     /// (or until `abort` fires), then gives up on the rest, counted as
     /// dropped `reason="shutdown"`.
-    pub(crate) async fn drain(self, deadline: Duration, abort: Option<watch::Receiver<bool>>) {
+    pub(crate) async fn drain(self, deadline: Duration, abort: Option<watch::Receiver<Stop>>) {
         let Self {
             shared,
             mut runner,
@@ -373,7 +373,7 @@ impl Endpoint {
         shared.queue.close();
         let aborted = async {
             match abort {
-                Some(mut rx) => shard::abandoned(&mut rx).await,
+                Some(mut rx) => shard::stopping(&mut rx).await,
                 None => std::future::pending().await,
             }
         };
@@ -385,7 +385,7 @@ impl Endpoint {
         let result = match finished {
             Some(r) => r,
             None => {
-                let _ = abandon.send(true);
+                let _ = abandon.send(Stop::Now);
                 runner.await
             }
         };
@@ -400,15 +400,17 @@ impl Endpoint {
         }
     }
 
-    /// Stops the senders at once (their unacknowledged batches stay in the
-    /// durable queue) so a successor can take the queue over.
+    /// Stops the senders after their requests in flight (what is still
+    /// unacknowledged stays in the durable queue) so a successor can take
+    /// the queue over. A hanging backend holds this up for at most the
+    /// remote timeout; samples keep queueing meanwhile.
     async fn stop_for_handover(self) {
         let Self {
             shared,
             runner,
             abandon,
         } = self;
-        let _ = abandon.send(true);
+        let _ = abandon.send(Stop::AfterInFlight);
         if let Err(e) = runner.await {
             tracing::error!(remote_name = %shared.config.name, error = %e, "remote write task failed");
         }
@@ -451,7 +453,7 @@ async fn run(
     predecessor: Option<Endpoint>,
     handover: bool,
     metrics: Metrics,
-    abandon: watch::Receiver<bool>,
+    abandon: watch::Receiver<Stop>,
 ) {
     if let Some(old) = predecessor {
         let (name, url) = (old.shared.config.name.clone(), old.shared.url.clone());
@@ -466,7 +468,7 @@ async fn run(
         }
         metrics.retire(&name, &url);
     }
-    if *abandon.borrow() {
+    if *abandon.borrow() != Stop::No {
         return;
     }
     let scaler = tokio::spawn(

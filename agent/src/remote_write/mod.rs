@@ -173,7 +173,7 @@ pub struct RemoteWriter {
     /// Removed endpoints still draining in the background.
     retiring: Vec<JoinHandle<()>>,
     /// Fires when shutdown's deadline passes, to cut retiring drains short.
-    abort: watch::Sender<bool>,
+    abort: watch::Sender<shard::Stop>,
     /// Root of the on-disk queues (`storage.path`); `None`: in memory.
     storage: Option<PathBuf>,
 }
@@ -194,7 +194,7 @@ impl RemoteWriter {
             endpoints: Vec::new(),
             fanout: Arc::default(),
             retiring: Vec::new(),
-            abort: watch::channel(false).0,
+            abort: watch::channel(shard::Stop::No).0,
             storage: None,
         }
     }
@@ -329,7 +329,7 @@ impl RemoteWriter {
         }
         // Retiring drains see the abort and finish at once; the current
         // endpoints' drains end at the same deadline by themselves.
-        let _ = abort.send(true);
+        let _ = abort.send(shard::Stop::Now);
         work.await;
     }
 }

@@ -56,17 +56,37 @@ impl Encoders {
     }
 }
 
+/// How far an endpoint's senders are asked to stop.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Stop {
+    /// Keep sending.
+    #[default]
+    No,
+    /// Finish the request in flight and acknowledge it if it lands, but
+    /// start no other and wait out no backoff: a successor takes the
+    /// durable queue over. Cutting a request off mid-flight would make the
+    /// successor send again what the receiver may already have stored.
+    AfterInFlight,
+    /// Give up at once, in-flight request included.
+    Now,
+}
+
 /// Resolves once the endpoint gives up on unsent data (or is dropped).
-pub(crate) async fn abandoned(rx: &mut watch::Receiver<bool>) {
+pub(crate) async fn abandoned(rx: &mut watch::Receiver<Stop>) {
     // An error means the sender is gone: nobody will wait for us any more.
-    let _ = rx.wait_for(|abandon| *abandon).await;
+    let _ = rx.wait_for(|s| *s == Stop::Now).await;
+}
+
+/// Resolves once the senders are asked to stop, at any level.
+pub(crate) async fn stopping(rx: &mut watch::Receiver<Stop>) {
+    let _ = rx.wait_for(|s| *s != Stop::No).await;
 }
 
 /// Runs shard `shard` until its queue is closed and drained, or abandoned.
 pub(crate) async fn run(
     shared: Arc<EndpointShared>,
     shard: usize,
-    mut abandon: watch::Receiver<bool>,
+    mut abandon: watch::Receiver<Stop>,
 ) {
     let mut encoder = Encoders {
         v1: Encoder::new(),
@@ -79,8 +99,9 @@ pub(crate) async fn run(
             .queue
             .next_batch(shard, q.max_samples_per_send, q.batch_send_deadline);
         let batch = tokio::select! {
+            biased;
+            () = stopping(&mut abandon) => return,
             b = next => b,
-            () = abandoned(&mut abandon) => return,
         };
         let Some(batch) = batch else { return };
         if deliver(
@@ -106,7 +127,7 @@ async fn deliver(
     shared: &EndpointShared,
     encoder: &mut Encoders,
     batch: &super::queue::Batch,
-    abandon: &mut watch::Receiver<bool>,
+    abandon: &mut watch::Receiver<Stop>,
     last_invalid_warn: &mut Option<Instant>,
 ) -> bool {
     loop {
@@ -151,7 +172,7 @@ async fn send(
     wire: Wire,
     body: Bytes,
     samples: usize,
-    abandon: &mut watch::Receiver<bool>,
+    abandon: &mut watch::Receiver<Stop>,
 ) -> Delivery {
     let cfg = &shared.config;
     let m = &shared.metrics;
@@ -244,7 +265,7 @@ async fn send(
         shared.record_error(error);
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
-            () = abandoned(abandon) => return Delivery::Abandoned,
+            () = stopping(abandon) => return Delivery::Abandoned,
         }
     }
 }

@@ -66,7 +66,10 @@ pub(crate) fn desired(current: usize, min: usize, max: usize, o: Observed) -> us
 }
 
 /// Runs until abandoned or the queue closes; resizes `shared.queue`.
-pub(crate) async fn autoscale(shared: Arc<EndpointShared>, mut abandon: watch::Receiver<bool>) {
+pub(crate) async fn autoscale(
+    shared: Arc<EndpointShared>,
+    mut abandon: watch::Receiver<super::shard::Stop>,
+) {
     let q = &shared.config.queue;
     let (min, max) = (q.min_shards, q.max_shards.min(shared.queue.max_shards()));
     // The in-memory queue has a fixed shard count.
@@ -84,7 +87,7 @@ pub(crate) async fn autoscale(shared: Arc<EndpointShared>, mut abandon: watch::R
     loop {
         tokio::select! {
             () = tokio::time::sleep(RESHARD_EVERY) => {}
-            () = super::shard::abandoned(&mut abandon) => return,
+            () = super::shard::stopping(&mut abandon) => return,
         }
         let now = (
             m.collected.get(),

@@ -412,7 +412,7 @@ impl Queue for DiskQueue {
         {
             let mut st = self.inner.lock();
             for &(record, n) in &batch.records {
-                st.ack(record, n);
+                st.ack(batch.shard, record, n);
             }
             st.advance();
             st.store_position();

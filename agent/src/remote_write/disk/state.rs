@@ -62,6 +62,24 @@ struct Rec {
     placed: u32,
     /// Of those, not yet acknowledged.
     remaining: u32,
+    /// Samples not dealt because they were acknowledged before a rewind.
+    skipped: u32,
+}
+
+/// What the shards had acknowledged when the queue was rewound, so reading
+/// it again skips exactly that: a successor taking the queue over then sends
+/// each sample once even when shards had acknowledged out of step.
+pub(crate) struct Skip {
+    /// The shard count the acknowledgements were made under.
+    shards: usize,
+    /// Per old shard: `(record, n)`, all of its samples in records before
+    /// `record` and its first `n` in `record` were acknowledged. Records
+    /// count from the committed position at the rewind.
+    acked: Vec<Option<(u64, u32)>>,
+    /// The record id the re-read starts at (record 0 above).
+    base: u64,
+    /// Past this record (counted the same way) nothing is skipped.
+    last: u64,
 }
 
 /// One sample waiting in a shard window, with the record it came from.
@@ -102,6 +120,12 @@ pub(crate) struct State {
     pub(crate) want_shards: usize,
     records: VecDeque<Rec>,
     first_record: u64,
+    /// Per shard, how far its acknowledgements reach: `(record, n)`, the
+    /// first `n` samples it was dealt from `record` and all it was dealt
+    /// before. A shard acknowledges its window in order, so this is exact.
+    acked_to: Vec<Option<(u64, u32)>>,
+    /// Set by a rewind until the reader has passed what it covers.
+    skip: Option<Skip>,
     pub(crate) committed: Position,
     pub(crate) position_dirty: bool,
     pub(crate) pending: u64,
@@ -172,6 +196,8 @@ impl State {
             want_shards: shards,
             records: VecDeque::new(),
             first_record: 0,
+            acked_to: vec![None; shards],
+            skip: None,
             committed: start,
             position_dirty: true,
             pending: rec.pending(),
@@ -369,11 +395,13 @@ impl State {
         };
         self.reader = None;
         self.series.clear();
+        // Record counts from the committed position no longer line up.
+        self.skip = None;
         self.prune_tables();
     }
 
-    /// Acknowledges `n` samples of record `id`.
-    pub(crate) fn ack(&mut self, id: u64, n: u32) {
+    /// Acknowledges `n` samples of record `id` dealt to `shard`.
+    pub(crate) fn ack(&mut self, shard: usize, id: u64, n: u32) {
         if let Some(r) = id
             .checked_sub(self.first_record)
             .and_then(|i| usize::try_from(i).ok())
@@ -383,6 +411,9 @@ impl State {
             let n = n.min(r.remaining);
             r.remaining -= n;
             self.pending = self.pending.saturating_sub(u64::from(n));
+            if let Some(to) = self.acked_to.get_mut(shard) {
+                reach_over(to, id, n);
+            }
         }
     }
 
@@ -430,6 +461,14 @@ impl State {
     pub(crate) fn active_handle(&self) -> io::Result<File> {
         self.active.try_clone()
     }
+}
+
+/// Moves a shard's acknowledgement reach over `n` more samples of `record`.
+fn reach_over(to: &mut Option<(u64, u32)>, record: u64, n: u32) {
+    *to = match *to {
+        Some((r, m)) if r == record => Some((r, m + n)),
+        _ => Some((record, n)),
+    };
 }
 
 fn same(a: &SeriesRef, b: &SeriesRef) -> bool {

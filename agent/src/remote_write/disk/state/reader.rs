@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::super::position::Position;
 use super::super::record::{self, Payload};
 use super::super::segment::{self, Item};
-use super::{ITEMS_PER_PUMP, READ_PER_PUMP, Rec, State, Windowed};
+use super::{ITEMS_PER_PUMP, READ_PER_PUMP, Rec, Skip, State, Windowed, reach_over};
 use crate::model::{Sample, Series};
 
 impl State {
@@ -36,6 +36,7 @@ impl State {
             {
                 self.shards = self.want_shards;
                 self.windows = (0..self.shards).map(|_| VecDeque::new()).collect();
+                self.acked_to = vec![None; self.shards];
             } else {
                 return false;
             }
@@ -133,6 +134,7 @@ impl State {
         };
         self.cursor = end;
         let mut placed = 0u32;
+        let mut skipped = 0u32;
         let mut missing = if payload.is_some() {
             0
         } else {
@@ -158,6 +160,20 @@ impl State {
             }
             Some(Some(Payload::Samples(samples))) if !replayed => {
                 let record = self.first_record + self.records.len() as u64;
+                let mut skipping = self.skip.as_ref().map(|s| {
+                    let nth = record.wrapping_sub(s.base);
+                    // Per old shard: how many of its samples in this record to skip.
+                    let quota: Vec<u32> = s
+                        .acked
+                        .iter()
+                        .map(|a| match *a {
+                            Some((r, _)) if nth < r => u32::MAX,
+                            Some((r, n)) if nth == r => n,
+                            _ => 0,
+                        })
+                        .collect();
+                    (s.shards, quota)
+                });
                 for r in samples {
                     let series = match table {
                         Some(t) => t.get(r.id as usize),
@@ -168,6 +184,23 @@ impl State {
                         continue;
                     };
                     let shard = (series.hash() % self.shards as u64) as usize;
+                    if let Some((old_shards, quota)) = &mut skipping
+                        && let Some(q) =
+                            quota.get_mut((series.hash() % *old_shards as u64) as usize)
+                        && *q > 0
+                    {
+                        *q -= 1;
+                        skipped += 1;
+                        // Under the same shard count the skipped samples are a
+                        // prefix of the shard's share, as if acknowledged now:
+                        // a later rewind then covers them too.
+                        if *old_shards == self.shards
+                            && let Some(to) = self.acked_to.get_mut(shard)
+                        {
+                            reach_over(to, record, 1);
+                        }
+                        continue;
+                    }
                     if let Some(w) = self.windows.get_mut(shard) {
                         w.push_back(Windowed {
                             sample: Sample {
@@ -202,32 +235,63 @@ impl State {
             );
         }
         if let Some(seg) = self.segments.get_mut(idx) {
-            seg.read += u64::from(placed) + missing;
+            seg.read += u64::from(placed + skipped) + missing;
+        }
+        // Skipped samples were acknowledged before the rewind counted them
+        // as pending again.
+        self.pending = self.pending.saturating_sub(u64::from(skipped));
+        let record = self.first_record + self.records.len() as u64;
+        if self
+            .skip
+            .as_ref()
+            .is_some_and(|s| record.wrapping_sub(s.base) >= s.last)
+        {
+            self.skip = None;
         }
         self.records.push_back(Rec {
             end,
             placed,
             remaining: placed,
+            skipped,
         });
         Ok(Some(placed > 0))
     }
 
     /// Forgets what was dealt but not acknowledged and reads it again from
     /// the committed position (for a new set of consumers taking over).
-    /// Acknowledged samples of records after the first unacknowledged one
-    /// are dealt again: at-least-once.
+    /// Samples acknowledged after the first unacknowledged one are skipped
+    /// when read again, so nothing is sent twice.
     pub(crate) fn rewind(&mut self) {
+        let first = self.first_record;
+        let acked: Vec<Option<(u64, u32)>> = self
+            .acked_to
+            .iter()
+            .map(|a| a.and_then(|(r, n)| r.checked_sub(first).map(|nth| (nth, n))))
+            .collect();
+        // A skip not yet read past under another shard count: the reach
+        // recorded since does not include what it skipped, so it cannot be
+        // trusted; send again rather than risk skipping unsent samples.
+        let trusted = self.skip.as_ref().is_none_or(|s| s.shards == self.shards);
+        let last = acked.iter().flatten().map(|&(r, _)| r).max();
+        self.first_record += 1 << 32;
+        self.skip = last.filter(|_| trusted).map(|last| Skip {
+            shards: self.shards,
+            acked,
+            base: self.first_record,
+            last,
+        });
+        self.acked_to = vec![None; self.shards];
         for r in self.records.drain(..) {
             if let Some(seg) = self.segments.iter_mut().find(|s| s.seq == r.end.segment) {
-                seg.read = seg.read.saturating_sub(u64::from(r.placed));
+                seg.read = seg.read.saturating_sub(u64::from(r.placed + r.skipped));
             }
-            // Already acknowledged ones come again and will be acknowledged again.
-            self.pending += u64::from(r.placed - r.remaining);
+            // Acknowledged and skipped ones are read again: pending until
+            // skipped (or acknowledged) once more.
+            self.pending += u64::from(r.placed - r.remaining + r.skipped);
         }
         for w in &mut self.windows {
             w.clear();
         }
-        self.first_record += 1 << 32;
         self.skip_to = self.committed;
         self.cursor = Position {
             segment: self.committed.segment,
