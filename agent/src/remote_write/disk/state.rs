@@ -106,6 +106,8 @@ pub(crate) struct State {
     tables: VecDeque<(u64, Vec<SeriesRef>)>,
     buf: Vec<u8>,
     payload: Vec<u8>,
+    /// Bytes of series definitions in the active segment.
+    defined: u64,
     pub(crate) dirty: bool,
     pub(crate) dir_dirty: bool,
     // Reader.
@@ -182,6 +184,7 @@ impl State {
             tables: VecDeque::from([(next_seq, Vec::new())]),
             buf: Vec::new(),
             payload: Vec::new(),
+            defined: 0,
             dirty: false,
             dir_dirty: true,
             cursor: Position {
@@ -241,7 +244,9 @@ impl State {
                     let id = self.define_series(&s.series);
                     series_payload.clear();
                     record::series_payload(&mut series_payload, id, &s.series);
+                    let before = self.buf.len();
                     record::frame(&mut self.buf, 0, &series_payload);
+                    self.defined += (self.buf.len() - before) as u64;
                     id
                 }
             };
@@ -267,7 +272,7 @@ impl State {
         if let Some(seg) = self.segments.back_mut() {
             seg.bytes += self.buf.len() as u64;
             seg.samples += chunk.len() as u64;
-            if seg.bytes >= self.segment_size {
+            if seg.bytes >= self.roll_at() {
                 self.roll()?;
             }
         }
@@ -314,14 +319,26 @@ impl State {
         id
     }
 
-    /// Drops the series tables nobody needs any more: only the active
-    /// segment's and the reader's are kept, so memory does not grow with
-    /// the backlog (older segments are decoded from disk when read).
+    /// Drops the series tables of segments the reader is done with. The
+    /// tables of segments still ahead of it are kept: they hold only
+    /// pointers to series the writer defined (8 bytes each), while reading
+    /// such a segment without its table would decode a second copy of every
+    /// label set in it. At most one table per segment on disk.
     fn prune_tables(&mut self) {
-        let active = self.segments.back().map_or(0, |s| s.seq);
         let reading = self.cursor.segment;
-        self.tables
-            .retain(|(seq, _)| *seq == active || *seq == reading);
+        self.tables.retain(|(seq, _)| *seq >= reading);
+    }
+
+    /// The size at which the active segment is closed: the configured
+    /// segment size, but at least four times the series definitions it
+    /// holds. Every segment defines the series it uses, so with many
+    /// series (200k long label sets are ~50 MB) a fixed size would make
+    /// most of each segment definitions and roll every few seconds. Half
+    /// the budget at most, so dropping a segment still frees room.
+    fn roll_at(&self) -> u64 {
+        self.segment_size
+            .max(self.defined.saturating_mul(4))
+            .min((self.budget / 2).max(self.segment_size))
     }
 
     /// Starts a new active segment.
@@ -331,6 +348,7 @@ impl State {
         // The finished segment is made durable now; later fsyncs only touch the active one.
         self.active.sync_data()?;
         self.active = file;
+        self.defined = 0;
         self.ids.clear();
         self.collided.clear();
         self.tables.push_back((seq, Vec::new()));
@@ -354,7 +372,7 @@ impl State {
         if self
             .segments
             .back()
-            .is_some_and(|s| s.bytes >= self.segment_size)
+            .is_some_and(|s| s.bytes >= self.roll_at())
             && let Err(e) = self.roll()
         {
             tracing::error!(error = %e, "cannot start a new queue segment");

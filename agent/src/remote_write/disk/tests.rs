@@ -552,3 +552,56 @@ async fn a_segment_starting_with_many_series_definitions_is_read_without_waiting
         .expect("batch");
     assert_eq!(b.samples.len(), 1000);
 }
+
+#[tokio::test]
+async fn many_long_label_sets_do_not_turn_segments_into_series_definitions() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut o = opts(dir.path(), 1);
+    // 128 KiB segments; 200 series of ~300 bytes define ~60 KiB per segment.
+    o.budget = 1 << 20;
+    let (q, _) = open(&o);
+    let long = "x".repeat(280);
+    let all: Vec<SeriesRef> = (0..200)
+        .map(|i| {
+            Series::new(
+                Labels::from_pairs([("__name__", "m"), ("i", &i.to_string()), ("long", &long)]),
+                MetricType::Gauge,
+            )
+        })
+        .collect();
+    for ts in 0..400 {
+        let samples: Vec<Sample> = all
+            .iter()
+            .map(|s| Sample {
+                series: Arc::clone(s),
+                timestamp_ms: ts,
+                value: 1.0,
+                extra: None,
+            })
+            .collect();
+        q.append(samples);
+    }
+    q.flush();
+    let (mut definitions, mut total) = (0usize, 0usize);
+    let segs = segment::list(dir.path()).expect("list");
+    // The active segment has just started with its definitions: closed ones only.
+    let closed = &segs[..segs.len() - 1];
+    assert!(closed.len() >= 2, "{segs:?}");
+    for &seq in closed {
+        let bytes = std::fs::read(segment::path(dir.path(), seq)).expect("read");
+        let mut pos = 0;
+        while pos + 20 <= bytes.len() {
+            let len = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().expect("4")) as usize;
+            let samples = u32::from_le_bytes(bytes[pos + 8..pos + 12].try_into().expect("4"));
+            if samples == 0 {
+                definitions += 20 + len;
+            }
+            pos += 20 + len;
+        }
+        total += bytes.len();
+    }
+    assert!(
+        definitions * 4 <= total,
+        "series definitions are {definitions} of {total} bytes"
+    );
+}
