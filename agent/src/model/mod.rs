@@ -6,8 +6,10 @@
 mod labels;
 mod sample;
 
-pub use labels::{InvalidLabels, Label, Labels, is_valid_label_name, is_valid_metric_name};
+pub use labels::{
+    InvalidLabels, Label, LabelRef, Labels, is_valid_label_name, is_valid_metric_name,
+};
 pub use sample::{
     Exemplar, Metadata, MetricType, STALE_NAN_BITS, Sample, SampleExtra, SampleSink, Series,
-    SeriesRef, WireLabels, is_stale_nan, stale_nan,
+    SeriesRef, is_stale_nan, stale_nan,
 };

@@ -77,10 +77,10 @@ pub struct Series {
     hash: u64,
     metric_type: MetricType,
     metadata: Option<Arc<Metadata>>,
-    /// The remote write encoding of the labels, made by the first request
-    /// that carries the series: kept here rather than in a per-encoder map,
-    /// so sending a sample costs no lookup and no second copy of the bytes.
-    wire: OnceLock<WireLabels>,
+    /// Whether the labels may be sent by remote write, checked by the first
+    /// request that carries the series (the packed labels are already the
+    /// wire encoding, so only the verdict is kept).
+    sendable: OnceLock<Result<(), Box<InvalidLabels>>>,
     /// What the enrich stage made of the series, and at which pod-cache
     /// generation (`None` inside: unchanged), so that while nothing changes
     /// it passes the series on without a lookup in a shared map.
@@ -94,13 +94,9 @@ pub struct Series {
     queue_hint: AtomicU32,
 }
 
-/// A series' labels as remote write 1.0 `TimeSeries.labels` fields, or why
-/// they cannot be sent.
-pub type WireLabels = Result<Box<[u8]>, InvalidLabels>;
-
 impl PartialEq for Series {
     fn eq(&self, other: &Self) -> bool {
-        // The wire cache is derived from the labels.
+        // The sendable verdict is derived from the labels.
         self.hash == other.hash
             && self.metric_type == other.metric_type
             && self.labels == other.labels
@@ -128,7 +124,7 @@ impl Series {
             labels,
             hash,
             metric_type,
-            wire: OnceLock::new(),
+            sendable: OnceLock::new(),
             enriched: Mutex::new(None),
             unchanged_at: AtomicU64::new(0),
             queue_hint: AtomicU32::new(u32::MAX),
@@ -173,11 +169,21 @@ impl Series {
         self.metric_type
     }
 
-    /// The wire encoding of the labels, computed by `encode` on first use.
-    /// Only the remote write 1.0 encoder calls this, always with the same
-    /// function, so the cached bytes are never those of another encoding.
-    pub fn wire_labels(&self, encode: impl FnOnce(&Labels) -> WireLabels) -> &WireLabels {
-        self.wire.get_or_init(|| encode(&self.labels))
+    /// The labels as remote write 1.0 `TimeSeries.labels` fields
+    /// ([`Labels::as_protobuf`]), or why they cannot be sent; `validate`
+    /// runs on first use only. Only the remote write encoders call this,
+    /// always with the same function.
+    pub fn wire_labels(
+        &self,
+        validate: impl FnOnce(&Labels) -> Result<(), InvalidLabels>,
+    ) -> Result<&[u8], &InvalidLabels> {
+        match self
+            .sendable
+            .get_or_init(|| validate(&self.labels).map_err(Box::new))
+        {
+            Ok(()) => Ok(self.labels.as_protobuf()),
+            Err(e) => Err(e),
+        }
     }
 
     /// The enrich stage's result recorded at `generation`: `Some(None)` when

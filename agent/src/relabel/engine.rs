@@ -89,11 +89,11 @@ pub(crate) fn apply(rule: &Rule, labels: &mut Labels, s: &mut Scratch) -> bool {
             true
         }
         Op::LabelDrop(regex) => {
-            labels.retain(|l| !regex.is_match(&l.name));
+            labels.retain(|l| !regex.is_match(l.name));
             true
         }
         Op::LabelKeep(regex) => {
-            labels.retain(|l| regex.is_match(&l.name));
+            labels.retain(|l| regex.is_match(l.name));
             true
         }
     }
@@ -149,15 +149,15 @@ fn label_map(regex: &regex::Regex, replacement: &Template, labels: &mut Labels) 
     for l in labels.iter() {
         // `is_match` first: it needs no captures, so non-matching labels cost
         // no allocation (Prometheus also checks MatchString first).
-        if !regex.is_match(&l.name) {
+        if !regex.is_match(l.name) {
             continue;
         }
-        if let Cow::Owned(name) = regex.replace_all(&l.name, Replace(replacement)) {
+        if let Cow::Owned(name) = regex.replace_all(l.name, Replace(replacement)) {
             // Deliberate deviation: Prometheus sets even an invalid name and
             // fails the scrape later; we skip it, as `replace` does, so relabel
             // output always carries valid names.
             if is_valid_label_name(&name) {
-                mapped.push((name, l.value.clone()));
+                mapped.push((name, l.value.to_owned()));
             }
         }
     }

@@ -24,14 +24,10 @@ pub const VERSION_1_0: &str = "0.1.0";
 
 // Protobuf tags: (field number << 3) | wire type.
 const TAG_TIMESERIES: u8 = 1 << 3 | 2; // WriteRequest.timeseries, length-delimited
-const TAG_TS_LABELS: u8 = 1 << 3 | 2; // TimeSeries.labels
 const TAG_TS_SAMPLES: u8 = 2 << 3 | 2; // TimeSeries.samples
 const TAG_TS_EXEMPLARS: u8 = 3 << 3 | 2; // TimeSeries.exemplars
-const TAG_EXEMPLAR_LABELS: u8 = 1 << 3 | 2; // Exemplar.labels
 const TAG_EXEMPLAR_VALUE: u8 = 2 << 3 | 1; // Exemplar.value, 64-bit
 const TAG_EXEMPLAR_TS: u8 = 3 << 3; // Exemplar.timestamp, varint
-const TAG_LABEL_NAME: u8 = 1 << 3 | 2; // Label.name
-const TAG_LABEL_VALUE: u8 = 2 << 3 | 2; // Label.value
 const TAG_SAMPLE_VALUE: u8 = 1 << 3 | 1; // Sample.value, 64-bit
 const TAG_SAMPLE_TS: u8 = 2 << 3; // Sample.timestamp, varint
 
@@ -44,17 +40,17 @@ pub fn validate(labels: &Labels) -> Result<(), InvalidLabels> {
     let mut prev: Option<&str> = None;
     for l in labels {
         if prev.is_some_and(|p| p.as_bytes() >= l.name.as_bytes()) {
-            return Err(InvalidLabels::Unsorted(l.name.clone()));
+            return Err(InvalidLabels::Unsorted(l.name.to_owned()));
         }
-        prev = Some(&l.name);
-        if !is_valid_label_name(&l.name) {
-            return Err(InvalidLabels::LabelName(l.name.clone()));
+        prev = Some(l.name);
+        if !is_valid_label_name(l.name) {
+            return Err(InvalidLabels::LabelName(l.name.to_owned()));
         }
         if l.value.is_empty() {
-            return Err(InvalidLabels::EmptyValue(l.name.clone()));
+            return Err(InvalidLabels::EmptyValue(l.name.to_owned()));
         }
-        if l.name == "__name__" && !is_valid_metric_name(&l.value) {
-            return Err(InvalidLabels::MetricName(l.value.clone()));
+        if l.name == "__name__" && !is_valid_metric_name(l.value) {
+            return Err(InvalidLabels::MetricName(l.value.to_owned()));
         }
     }
     Ok(())
@@ -130,7 +126,7 @@ impl Encoder {
         let mut invalid = 0;
         self.first_invalid = None;
         for s in samples {
-            let labels = match s.series.wire_labels(encode_labels) {
+            let labels = match s.series.wire_labels(validate) {
                 Ok(labels) => labels,
                 Err(e) => {
                     invalid += 1;
@@ -187,34 +183,10 @@ impl Encoder {
     }
 }
 
-/// The `TimeSeries.labels` fields of a label set, ready to copy; computed
-/// once per series and kept on it ([`crate::model::Series::wire_labels`]).
-fn encode_labels(labels: &Labels) -> Result<Box<[u8]>, InvalidLabels> {
-    validate(labels)?;
-    let mut out = Vec::new();
-    push_labels(labels, TAG_TS_LABELS, &mut out);
-    Ok(out.into_boxed_slice())
-}
-
-/// `Label` messages as repeated field `tag`.
-fn push_labels(labels: &Labels, tag: u8, out: &mut Vec<u8>) {
-    for l in labels {
-        let (n, v) = (l.name.len(), l.value.len());
-        let label_len = 1 + encoded_len_varint(n as u64) + n + 1 + encoded_len_varint(v as u64) + v;
-        out.push(tag);
-        encode_varint(label_len as u64, out);
-        out.push(TAG_LABEL_NAME);
-        encode_varint(n as u64, out);
-        out.extend_from_slice(l.name.as_bytes());
-        out.push(TAG_LABEL_VALUE);
-        encode_varint(v as u64, out);
-        out.extend_from_slice(l.value.as_bytes());
-    }
-}
-
 /// The fields of an `Exemplar` message (without its tag and length).
 fn encode_exemplar(e: &Exemplar, out: &mut Vec<u8>) {
-    push_labels(&e.labels, TAG_EXEMPLAR_LABELS, out);
+    // Packed labels are `Label` messages as field 1, which `Exemplar.labels` is.
+    out.extend_from_slice(e.labels.as_protobuf());
     out.push(TAG_EXEMPLAR_VALUE);
     out.extend_from_slice(&e.value.to_bits().to_le_bytes());
     out.push(TAG_EXEMPLAR_TS);

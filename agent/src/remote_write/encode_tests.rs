@@ -28,8 +28,8 @@ fn expected(samples: &[Sample]) -> proto::WriteRequest {
                     .labels()
                     .iter()
                     .map(|l| proto::Label {
-                        name: l.name.clone(),
-                        value: l.value.clone(),
+                        name: l.name.to_owned(),
+                        value: l.value.to_owned(),
                     })
                     .collect(),
                 samples: vec![proto::Sample {
@@ -43,8 +43,8 @@ fn expected(samples: &[Sample]) -> proto::WriteRequest {
                             .labels
                             .iter()
                             .map(|l| proto::Label {
-                                name: l.name.clone(),
-                                value: l.value.clone(),
+                                name: l.name.to_owned(),
+                                value: l.value.to_owned(),
                             })
                             .collect(),
                         value: e.value,

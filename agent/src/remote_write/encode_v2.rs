@@ -56,8 +56,8 @@ impl<'a> Symbols<'a> {
     fn refs(&mut self, labels: &'a Labels) -> Vec<u32> {
         let mut refs = Vec::with_capacity(labels.len() * 2);
         for l in labels {
-            refs.push(self.get(&l.name));
-            refs.push(self.get(&l.value));
+            refs.push(self.get(l.name));
+            refs.push(self.get(l.value));
         }
         refs
     }

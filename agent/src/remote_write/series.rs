@@ -24,8 +24,8 @@ impl SeriesRules {
     fn rewrite(&self, series: &Series) -> Option<SeriesRef> {
         let mut labels = series.labels().clone();
         for l in &self.external_labels {
-            if labels.get(&l.name).is_none() {
-                labels.set(&l.name, &l.value);
+            if labels.get(l.name).is_none() {
+                labels.set(l.name, l.value);
             }
         }
         // Labels keeps itself sorted, unique and free of empty values; the

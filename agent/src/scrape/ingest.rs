@@ -330,11 +330,10 @@ fn build_series(
     s: &SampleEntry<'_, '_>,
     metadata: Option<Arc<Metadata>>,
 ) -> Result<Option<SeriesRef>, IngestError> {
-    let mut labels = Labels::with_capacity(s.labels.len() + rules.target_labels.len() + 1);
-    labels.set("__name__", &s.name);
-    for l in s.labels {
-        labels.set(&l.name, &l.value);
-    }
+    let mut labels = Labels::from_pairs(
+        std::iter::once(("__name__", &*s.name))
+            .chain(s.labels.iter().map(|l| (&*l.name, &*l.value))),
+    );
     merge_target_labels(&mut labels, &rules.target_labels, rules.honor_labels);
     if !rules.metric_relabel.process(&mut labels) || labels.is_empty() {
         return Ok(None);
@@ -354,8 +353,8 @@ fn build_series(
 /// `exported_<name>` (`exported_exported_<name>` if that is taken too).
 pub fn merge_target_labels(labels: &mut Labels, target: &Labels, honor_labels: bool) {
     for t in target {
-        match labels.get(&t.name) {
-            None => labels.set(&t.name, &t.value),
+        match labels.get(t.name) {
+            None => labels.set(t.name, t.value),
             Some(_) if honor_labels => {}
             Some(exposed) => {
                 let exposed = exposed.to_owned();
@@ -364,7 +363,7 @@ pub fn merge_target_labels(labels: &mut Labels, target: &Labels, honor_labels: b
                     name.insert_str(0, "exported_");
                 }
                 labels.set(&name, &exposed);
-                labels.set(&t.name, &t.value);
+                labels.set(t.name, t.value);
             }
         }
     }

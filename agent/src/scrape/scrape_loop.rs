@@ -142,7 +142,7 @@ impl ScrapeLoop {
             labels: target
                 .labels
                 .iter()
-                .map(|l| (l.name.clone(), l.value.clone()))
+                .map(|l| (l.name.to_owned(), l.value.to_owned()))
                 .collect(),
             health: "unknown",
             last_scrape: None,

@@ -221,8 +221,8 @@ fn build_url(
     for l in labels.iter() {
         if let Some(name) = l.name.strip_prefix("__param_") {
             match params.iter_mut().find(|(k, _)| k == name) {
-                Some(slot) => slot.1.clone_from(&l.value),
-                None => params.push((name.to_owned(), l.value.clone())),
+                Some(slot) => l.value.clone_into(&mut slot.1),
+                None => params.push((name.to_owned(), l.value.to_owned())),
             }
         }
     }

@@ -144,8 +144,8 @@ fn push_string(out: &mut Vec<u8>, s: &str) {
 fn push_labels(out: &mut Vec<u8>, labels: &Labels) {
     encode_varint(labels.len() as u64, out);
     for l in labels {
-        push_string(out, &l.name);
-        push_string(out, &l.value);
+        push_string(out, l.name);
+        push_string(out, l.value);
     }
 }
 
