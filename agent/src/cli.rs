@@ -143,6 +143,7 @@ fn run_agent(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let cfg = config::load(path.as_deref())?;
     let log = crowsnest::telemetry::init_logging(&cfg.logging.level, cfg.logging.format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cfg.runtime.worker_threads)
         .enable_all()
         .thread_name("crowsnest")
         .build()

@@ -27,7 +27,7 @@ use super::http_client::resolve_paths;
 use super::kubernetes::{ANNOTATION_JOB, RawKubernetes, annotation_job};
 use super::remote_write::{self, RawRemoteWrite};
 use super::scrape::{self, RawScrapeConfig};
-use super::server::{RawLogging, RawServer, RawStorage};
+use super::server::{RawLogging, RawRuntime, RawServer, RawStorage};
 use super::types::{Config, KubeMode};
 use super::unique_map::UniqueMap;
 
@@ -43,6 +43,7 @@ const ENV_SECTIONS: &[&str] = &[
     "server",
     "storage",
     "logging",
+    "runtime",
     "discovery",
     "kubernetes",
 ];
@@ -53,7 +54,7 @@ const EXTERNAL_LABELS_PREFIX: &str = "GLOBAL__EXTERNAL_LABELS__";
 #[derive(Debug, Default, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a config map with global, scrape_configs, remote_write, server, storage, logging, collectors, discovery, kubernetes"
+    expecting = "a config map with global, scrape_configs, remote_write, server, storage, logging, runtime, collectors, discovery, kubernetes"
 )]
 struct RawConfig {
     /// Scrape defaults and external labels.
@@ -68,6 +69,8 @@ struct RawConfig {
     storage: Option<RawStorage>,
     /// Logs.
     logging: Option<RawLogging>,
+    /// The async runtime.
+    runtime: Option<RawRuntime>,
     /// eBPF collectors.
     collectors: Option<super::collectors::RawCollectorsConfig>,
     /// Control-plane discovery.
@@ -80,13 +83,14 @@ struct RawConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "overrides of global, server, storage, logging, discovery or kubernetes"
+    expecting = "overrides of global, server, storage, logging, runtime, discovery or kubernetes"
 )]
 struct RawEnv {
     global: Option<RawGlobal>,
     server: Option<RawServer>,
     storage: Option<RawStorage>,
     logging: Option<RawLogging>,
+    runtime: Option<RawRuntime>,
     discovery: Option<RawDiscovery>,
     kubernetes: Option<RawKubernetes>,
 }
@@ -142,6 +146,7 @@ pub fn load_from_str(yaml: &str, env: &[(String, String)]) -> Result<Config, Con
         server: raw.server.unwrap_or_default().build()?,
         storage: raw.storage.unwrap_or_default().build()?,
         logging: raw.logging.unwrap_or_default().build()?,
+        runtime: raw.runtime.unwrap_or_default().build()?,
         collectors: raw
             .collectors
             .unwrap_or_default()
@@ -263,6 +268,9 @@ fn apply_env(raw: &mut RawConfig, env: &[(String, String)]) -> Result<(), Config
     }
     if let Some(l) = overrides.logging {
         raw.logging.get_or_insert_default().overlay(l);
+    }
+    if let Some(r) = overrides.runtime {
+        raw.runtime.get_or_insert_default().overlay(r);
     }
     if let Some(d) = overrides.discovery {
         raw.discovery.get_or_insert_default().overlay(d);

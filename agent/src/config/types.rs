@@ -27,6 +27,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Log format and level.
     pub logging: LoggingConfig,
+    /// `runtime:`.
+    pub runtime: RuntimeConfig,
     /// Kubernetes metadata: pod watch, owners, enrichment.
     pub kubernetes: KubernetesConfig,
     /// eBPF collectors.
@@ -278,6 +280,13 @@ impl Default for QueueConfig {
 pub struct ServerConfig {
     /// Address of the HTTP server (`/metrics`, `/healthz`, `/readyz`, `/api/v1/status`).
     pub listen_address: SocketAddr,
+}
+
+/// `runtime:` section, read once at start (a reload does not change it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    /// Async worker threads of the agent's runtime.
+    pub worker_threads: usize,
 }
 
 /// `storage:` section.

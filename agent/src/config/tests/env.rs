@@ -50,10 +50,19 @@ fn environment_alone_sets_values_over_defaults() {
         &[
             ("CROWSNEST_LOGGING__FORMAT", "text"),
             ("crowsnest_logging__level", "trace"),
+            ("CROWSNEST_RUNTIME__WORKER_THREADS", "3"),
         ],
     );
     assert_eq!(c.logging.format, LogFormat::Text);
     assert_eq!(c.logging.level, "trace");
+    assert_eq!(c.runtime.worker_threads, 3);
+    let defaults = with_env("", &[]);
+    assert_eq!(defaults.runtime.worker_threads, 1);
+    let per_cpu = with_env("runtime:\n  worker_threads: 0\n", &[]);
+    assert_eq!(
+        per_cpu.runtime.worker_threads,
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    );
 }
 
 #[test]

@@ -439,6 +439,10 @@ const CASES: &[(&str, &[&str])] = &[
         "logging:\n  format: logfmt\n",
         &["logging.format (\"logfmt\") is not a log format: use json (the default) or text"],
     ),
+    (
+        "runtime:\n  worker_threads: 100000\n",
+        &["runtime.worker_threads (100000) is more than 256: use 1 (the default)"],
+    ),
 ];
 
 #[test]
