@@ -216,7 +216,18 @@ impl SampleSink for Enricher {
     fn append(&self, samples: &[Sample]) {
         let inner = &self.inner;
         let generation = inner.store.generation();
+        // The usual case: every series passes unchanged at this generation,
+        // so the batch goes on as it is, without a copy.
+        let Some(first) = samples
+            .iter()
+            .position(|s| !s.series.passes_unchanged(generation))
+        else {
+            inner.next.append(samples);
+            return;
+        };
         let mut out = Vec::with_capacity(samples.len());
+        out.extend_from_slice(&samples[..first]);
+        let samples = &samples[first..];
         // At most one lock per batch, and none while every series' result is
         // recorded on the series for this pod-cache generation (the usual
         // case). `next.append` never blocks (SampleSink's contract), and

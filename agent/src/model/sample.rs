@@ -189,7 +189,7 @@ impl Series {
     /// The enrich stage's result recorded at `generation`: `Some(None)` when
     /// the series passes unchanged, `Some(Some(s))` when it becomes `s`.
     pub fn enriched(&self, generation: u64) -> Option<Option<SeriesRef>> {
-        if self.unchanged_at.load(Ordering::Acquire) == generation.wrapping_add(1) {
+        if self.passes_unchanged(generation) {
             return Some(None);
         }
         let memo = self.enriched.lock().unwrap_or_else(PoisonError::into_inner);
@@ -197,6 +197,12 @@ impl Series {
             Some((g, output)) if *g == generation => Some(output.clone()),
             _ => None,
         }
+    }
+
+    /// True when the enrich stage recorded at `generation` that the series
+    /// passes unchanged (one atomic load, no lock).
+    pub fn passes_unchanged(&self, generation: u64) -> bool {
+        self.unchanged_at.load(Ordering::Acquire) == generation.wrapping_add(1)
     }
 
     /// Records the enrich stage's result at `generation` (see [`Self::enriched`]).

@@ -88,30 +88,41 @@ impl EndpointShared {
     pub(crate) fn append(&self, samples: &[Sample]) {
         self.metrics.collected.inc_by(samples.len() as u64);
         let rules = self.mapper.rules();
-        let mapped: Vec<Sample> = samples
-            .iter()
-            .filter_map(|s| {
-                let series = self.mapper.map(&rules, &s.series)?;
-                let mut sample = s.with_series(series);
-                if !self.config.send_exemplars && sample.exemplar().is_some() {
-                    // Another endpoint wants them; this one keeps only the created time.
-                    sample.extra = sample.extra.and_then(|e| {
-                        SampleExtra {
-                            created_ms: e.created_ms,
-                            exemplar: None,
-                        }
-                        .into_option()
-                    });
-                }
-                Some(sample)
-            })
-            .collect();
+        let keep_exemplars = self.config.send_exemplars;
+        // The usual case: no external labels, no write relabeling, nothing to
+        // strip. The samples go to the queue as they are, without a copy.
+        let as_is = rules.is_identity()
+            && (keep_exemplars || samples.iter().all(|s| s.exemplar().is_none()));
+        let mapped: Vec<Sample>;
+        let samples_out: &[Sample] = if as_is {
+            samples
+        } else {
+            mapped = samples
+                .iter()
+                .filter_map(|s| {
+                    let series = self.mapper.map(&rules, &s.series)?;
+                    let mut sample = s.with_series(series);
+                    if !keep_exemplars && sample.exemplar().is_some() {
+                        // Another endpoint wants them; this one keeps only the created time.
+                        sample.extra = sample.extra.and_then(|e| {
+                            SampleExtra {
+                                created_ms: e.created_ms,
+                                exemplar: None,
+                            }
+                            .into_option()
+                        });
+                    }
+                    Some(sample)
+                })
+                .collect();
+            &mapped
+        };
         self.metrics
-            .drop_samples(DropReason::RelabelDrop, samples.len() - mapped.len());
-        if mapped.is_empty() {
+            .drop_samples(DropReason::RelabelDrop, samples.len() - samples_out.len());
+        if samples_out.is_empty() {
             return;
         }
-        let r = self.queue.append(mapped);
+        let r = self.queue.append(samples_out);
         self.metrics.drop_samples(DropReason::QueueFull, r.full);
         self.metrics.drop_samples(DropReason::Shutdown, r.closed);
         self.update_queue_gauge();

@@ -20,6 +20,12 @@ pub(crate) struct SeriesRules {
 }
 
 impl SeriesRules {
+    /// True when every series maps to itself (no external labels, no write
+    /// relabeling).
+    pub(crate) fn is_identity(&self) -> bool {
+        self.external_labels.is_empty() && self.write_relabel.is_empty()
+    }
+
     /// The final series for `series`, or `None` when relabeling drops it.
     fn rewrite(&self, series: &Series) -> Option<SeriesRef> {
         let mut labels = series.labels().clone();

@@ -333,7 +333,7 @@ impl Queue for DiskQueue {
         self.inner.wake_all();
     }
 
-    fn append(&self, samples: Vec<Sample>) -> Appended {
+    fn append(&self, samples: &[Sample]) -> Appended {
         let mut out = Appended::default();
         if self.inner.closed.load(Ordering::Acquire) {
             out.closed = samples.len();
@@ -341,7 +341,7 @@ impl Queue for DiskQueue {
         }
         {
             let mut st = self.inner.lock();
-            out.accepted = st.append(&samples);
+            out.accepted = st.append(samples);
             self.inner.report(&mut st);
         }
         self.inner.wake_all();
