@@ -39,6 +39,51 @@ pub struct Batch {
     pub records: Vec<(u64, u32)>,
 }
 
+/// What a queue found when a shard looked for its next batch.
+pub(crate) enum Look {
+    /// A batch to send.
+    Ready(Batch),
+    /// Closed and nothing left for the shard: it stops.
+    Done,
+    /// Not yet: wait for an append or the linger deadline.
+    Wait,
+}
+
+/// How many of `queued` samples to take now, if a batch is due: `max`
+/// once that many are queued, otherwise whatever is there once the linger
+/// deadline passed (`due`) or the queue is closed.
+pub(crate) fn batch_size(queued: usize, max: usize, closed: bool, due: bool) -> Option<usize> {
+    (queued >= max || (queued > 0 && (closed || due))).then(|| queued.min(max))
+}
+
+/// The batching wait both queues share: calls `look` (with whether the
+/// linger deadline passed) until it yields a batch or the end, sleeping
+/// between looks until `ready` is notified or the deadline comes.
+pub(crate) async fn wait_for_batch(
+    ready: &Notify,
+    linger: Duration,
+    mut look: impl FnMut(bool) -> Look,
+) -> Option<Batch> {
+    let mut deadline = Instant::now() + linger;
+    loop {
+        // Created before looking, so an append in between still wakes us.
+        let notified = ready.notified();
+        let now = Instant::now();
+        match look(now >= deadline) {
+            Look::Ready(batch) => return Some(batch),
+            Look::Done => return None,
+            Look::Wait => {}
+        }
+        if now >= deadline {
+            deadline = now + linger;
+        }
+        tokio::select! {
+            () = notified => {}
+            () = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
 /// What happened to the samples handed to [`Queue::append`].
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
@@ -213,37 +258,26 @@ impl Queue for MemoryQueue {
         Box::pin(async move {
             let slot = self.shards.get(shard)?;
             let max = max.max(1);
-            let mut deadline = Instant::now() + linger;
-            loop {
-                // Created before looking, so an append in between still wakes us.
-                let notified = slot.ready.notified();
-                let now = Instant::now();
-                {
-                    let mut st = slot.lock();
-                    let closed = self.closed.load(Ordering::Acquire);
-                    let n = st.queued.len();
-                    if n >= max || (n > 0 && (closed || now >= deadline)) {
-                        let take = n.min(max);
-                        let samples: Vec<Sample> = st.queued.drain(..take).collect();
-                        st.in_flight += take;
-                        return Some(Batch {
-                            shard,
-                            samples,
-                            records: Vec::new(),
-                        });
-                    }
-                    if n == 0 && closed {
-                        return None;
-                    }
+            wait_for_batch(&slot.ready, linger, |due| {
+                let mut st = slot.lock();
+                let closed = self.closed.load(Ordering::Acquire);
+                let n = st.queued.len();
+                if let Some(take) = batch_size(n, max, closed, due) {
+                    let samples: Vec<Sample> = st.queued.drain(..take).collect();
+                    st.in_flight += take;
+                    return Look::Ready(Batch {
+                        shard,
+                        samples,
+                        records: Vec::new(),
+                    });
                 }
-                if now >= deadline {
-                    deadline = now + linger;
+                if n == 0 && closed {
+                    Look::Done
+                } else {
+                    Look::Wait
                 }
-                tokio::select! {
-                    () = notified => {}
-                    () = tokio::time::sleep_until(deadline) => {}
-                }
-            }
+            })
+            .await
         })
     }
 

@@ -27,11 +27,10 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use tokio::sync::Notify;
-use tokio::time::Instant;
 
 pub use self::state::Losses;
 use self::state::State;
-use super::queue::{Appended, Batch, Queue};
+use super::queue::{Appended, Batch, Look, Queue, batch_size, wait_for_batch};
 use crate::model::Sample;
 
 /// Settings of one disk queue.
@@ -358,53 +357,43 @@ impl Queue for DiskQueue {
             let inner = &*self.inner;
             let ready = inner.ready.get(shard)?;
             let max = max.max(1);
-            let mut deadline = Instant::now() + linger;
-            loop {
-                let notified = ready.notified();
-                let now = Instant::now();
-                {
-                    let mut st = inner.lock();
-                    if st.pump() {
-                        inner.wake_all();
-                    }
-                    inner.report(&mut st);
-                    st.store_position();
-                    let closed = inner.closed.load(Ordering::Acquire);
-                    let n = st
-                        .windows
-                        .get(shard)
-                        .map_or(0, std::collections::VecDeque::len);
-                    if n >= max || (n > 0 && (closed || now >= deadline)) {
-                        let take = n.min(max);
-                        let mut samples = Vec::with_capacity(take);
-                        let mut records: Vec<(u64, u32)> = Vec::new();
-                        if let Some(w) = st.windows.get_mut(shard) {
-                            for item in w.drain(..take) {
-                                match records.last_mut() {
-                                    Some((r, c)) if *r == item.record => *c += 1,
-                                    _ => records.push((item.record, 1)),
-                                }
-                                samples.push(item.sample);
+            wait_for_batch(ready, linger, |due| {
+                let mut st = inner.lock();
+                if st.pump() {
+                    inner.wake_all();
+                }
+                inner.report(&mut st);
+                st.store_position();
+                let closed = inner.closed.load(Ordering::Acquire);
+                let n = st
+                    .windows
+                    .get(shard)
+                    .map_or(0, std::collections::VecDeque::len);
+                if let Some(take) = batch_size(n, max, closed, due) {
+                    let mut samples = Vec::with_capacity(take);
+                    let mut records: Vec<(u64, u32)> = Vec::new();
+                    if let Some(w) = st.windows.get_mut(shard) {
+                        for item in w.drain(..take) {
+                            match records.last_mut() {
+                                Some((r, c)) if *r == item.record => *c += 1,
+                                _ => records.push((item.record, 1)),
                             }
+                            samples.push(item.sample);
                         }
-                        return Some(Batch {
-                            shard,
-                            samples,
-                            records,
-                        });
                     }
-                    if n == 0 && closed && st.caught_up() && !st.resharding() {
-                        return None;
-                    }
+                    return Look::Ready(Batch {
+                        shard,
+                        samples,
+                        records,
+                    });
                 }
-                if now >= deadline {
-                    deadline = now + linger;
+                if n == 0 && closed && st.caught_up() && !st.resharding() {
+                    Look::Done
+                } else {
+                    Look::Wait
                 }
-                tokio::select! {
-                    () = notified => {}
-                    () = tokio::time::sleep_until(deadline) => {}
-                }
-            }
+            })
+            .await
         })
     }
 
