@@ -222,17 +222,4 @@ fn mark_runnable(pid: u32, now: u64) {
     }
 }
 
-/// Required by the kernel for GPL-only helpers; matches the project's licence choice for BPF.
-#[cfg(target_arch = "bpf")]
-#[unsafe(link_section = "license")]
-#[unsafe(no_mangle)]
-static LICENSE: [u8; 4] = *b"GPL\0";
-
-#[cfg(target_arch = "bpf")]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    loop {}
-}
-
-#[cfg(not(target_arch = "bpf"))]
-fn main() {}
+crowsnest_ebpf::program_boilerplate!();

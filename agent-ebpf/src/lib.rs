@@ -155,3 +155,27 @@ pub unsafe fn observe_into(hist: *mut Histogram, ns: u64) {
         add(&raw mut (*hist).sum_ns, ns);
     }
 }
+
+/// What every program binary needs besides its programs: the licence
+/// section (the kernel requires GPL for the GPL-only helpers the programs
+/// call), a panic handler (never reached: the verifier refuses code that
+/// could panic) and, for host builds such as clippy, an empty `main`.
+#[macro_export]
+macro_rules! program_boilerplate {
+    () => {
+        /// Required by the kernel for GPL-only helpers.
+        #[cfg(target_arch = "bpf")]
+        #[unsafe(link_section = "license")]
+        #[unsafe(no_mangle)]
+        static LICENSE: [u8; 4] = *b"GPL\0";
+
+        #[cfg(target_arch = "bpf")]
+        #[panic_handler]
+        fn panic(_info: &core::panic::PanicInfo) -> ! {
+            loop {}
+        }
+
+        #[cfg(not(target_arch = "bpf"))]
+        fn main() {}
+    };
+}

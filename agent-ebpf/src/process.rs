@@ -113,17 +113,4 @@ fn try_mark_victim(ctx: &BtfTracePointContext) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Required by the kernel for GPL-only helpers.
-#[cfg(target_arch = "bpf")]
-#[unsafe(link_section = "license")]
-#[unsafe(no_mangle)]
-static LICENSE: [u8; 4] = *b"GPL\0";
-
-#[cfg(target_arch = "bpf")]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    loop {}
-}
-
-#[cfg(not(target_arch = "bpf"))]
-fn main() {}
+crowsnest_ebpf::program_boilerplate!();

@@ -238,17 +238,4 @@ fn count_bytes(ctx: &BtfTracePointContext, field: Field) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Required by the kernel for GPL-only helpers.
-#[cfg(target_arch = "bpf")]
-#[unsafe(link_section = "license")]
-#[unsafe(no_mangle)]
-static LICENSE: [u8; 4] = *b"GPL\0";
-
-#[cfg(target_arch = "bpf")]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    loop {}
-}
-
-#[cfg(not(target_arch = "bpf"))]
-fn main() {}
+crowsnest_ebpf::program_boilerplate!();
