@@ -54,7 +54,9 @@ async fn pending(agent: &Agent) -> Result<u64> {
         .context("queue_length")
 }
 
-#[tokio::test]
+// Multi-threaded: dropping the agent waits for it synchronously, and the
+// in-process receiver must keep answering its last requests meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "minutes long: run with cargo xtask soak"]
 async fn outage_with_sigkills_then_drain() -> Result<()> {
     let outage = Duration::from_secs(env_u64("CROWSNEST_SOAK_OUTAGE_SECS", 60));

@@ -382,6 +382,7 @@ impl Endpoint {
             abandon,
         } = self;
         shared.queue.close();
+        tracing::debug!(remote_name = %shared.config.name, queued = shared.queue.len(), "draining");
         let aborted = async {
             match abort {
                 Some(mut rx) => shard::stopping(&mut rx).await,

@@ -100,10 +100,16 @@ pub(crate) async fn run(
             .next_batch(shard, q.max_samples_per_send, q.batch_send_deadline);
         let batch = tokio::select! {
             biased;
-            () = stopping(&mut abandon) => return,
+            () = stopping(&mut abandon) => {
+                tracing::debug!(shard, "shard stopped: asked to");
+                return;
+            }
             b = next => b,
         };
-        let Some(batch) = batch else { return };
+        let Some(batch) = batch else {
+            tracing::debug!(shard, "shard stopped: queue closed and drained");
+            return;
+        };
         if deliver(
             &shared,
             &mut encoder,
