@@ -10,6 +10,8 @@
 
 use std::fmt;
 
+use prost::encoding::{decode_varint, encode_varint, encoded_len_varint};
+
 /// One owned label: a name and its value (for building a [`Labels`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Label {
@@ -231,38 +233,23 @@ impl Labels {
 /// Bytes one label takes packed.
 fn packed_len(name: &str, value: &str) -> usize {
     let inner = message_len(name, value);
-    1 + varint_len(inner) + inner
+    1 + encoded_len_varint(inner as u64) + inner
 }
 
 /// Length of a `Label` message's fields.
 fn message_len(name: &str, value: &str) -> usize {
-    1 + varint_len(name.len()) + name.len() + 1 + varint_len(value.len()) + value.len()
-}
-
-fn varint_len(v: usize) -> usize {
-    let bits = usize::BITS - (v | 1).leading_zeros();
-    bits.div_ceil(7) as usize
-}
-
-fn push_varint(out: &mut Vec<u8>, mut v: usize) {
-    while v >= 0x80 {
-        // Truncation keeps the low 7 bits, as the varint encoding wants.
-        #[allow(clippy::cast_possible_truncation)]
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    #[allow(clippy::cast_possible_truncation)]
-    out.push(v as u8);
+    let field = |s: &str| 1 + encoded_len_varint(s.len() as u64) + s.len();
+    field(name) + field(value)
 }
 
 fn push_label(out: &mut Vec<u8>, name: &str, value: &str) {
     out.push(TAG_ONE);
-    push_varint(out, message_len(name, value));
+    encode_varint(message_len(name, value) as u64, out);
     out.push(TAG_ONE);
-    push_varint(out, name.len());
+    encode_varint(name.len() as u64, out);
     out.extend_from_slice(name.as_bytes());
     out.push(TAG_TWO);
-    push_varint(out, value.len());
+    encode_varint(value.len() as u64, out);
     out.extend_from_slice(value.as_bytes());
 }
 
@@ -275,17 +262,8 @@ pub struct Iter<'a> {
 impl<'a> Iter<'a> {
     /// A varint at the front of `rest`, consumed.
     fn varint(&mut self) -> usize {
-        let mut v = 0usize;
-        let mut shift = 0;
-        while let Some((&b, rest)) = self.rest.split_first() {
-            self.rest = rest;
-            v |= usize::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                break;
-            }
-            shift += 7;
-        }
-        v
+        // Only this module writes the buffer, so the varint is well formed.
+        decode_varint(&mut self.rest).map_or(0, |v| usize::try_from(v).unwrap_or(usize::MAX))
     }
 
     /// A tagged, length-prefixed string at the front of `rest`, consumed.
