@@ -14,9 +14,11 @@ use clap::Parser;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's options, read at start-up from this symbol (the documented
-/// way for a Rust binary): two arenas, as the agent runs two worker threads
-/// (the default of four per CPU kept ~15 MB more resident at 100k series),
-/// and freed pages returned to the system within a second.
+/// way for a Rust binary): two arenas, one for the async worker and one for
+/// the rest (fsync, blocking reads, or a second worker when configured; the
+/// default of four per CPU kept ~15 MB more resident at 100k series, and
+/// one arena measured no different from two), and freed pages returned to
+/// the system within a second.
 #[allow(
     unsafe_code,
     non_upper_case_globals,

@@ -39,8 +39,8 @@ pub(super) struct RawStorage {
 /// Default number of async worker threads. One thread carries the whole
 /// pipeline at ~1.4 M samples/s on the benchmark machine, and with two the
 /// same work cost 16 % more CPU in cross-thread wake-ups (`cargo xtask bench
-/// compare`, 100 targets x 2,000 series); blocking file work runs on
-/// tokio's separate blocking pool either way.
+/// compare`, 100 targets x 2,000 series). fsync has its own thread and eBPF
+/// map reads run on tokio's blocking pool, so neither holds the worker up.
 pub const DEFAULT_WORKER_THREADS: usize = 1;
 
 /// `runtime:` as written.

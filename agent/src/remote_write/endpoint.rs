@@ -1,6 +1,7 @@
 //! One remote write endpoint: its queue, series rewriting, shard tasks and
 //! lifecycle (start after a predecessor drained, drain, abandon).
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -93,36 +94,36 @@ impl EndpointShared {
         // strip. The samples go to the queue as they are, without a copy.
         let as_is = rules.is_identity()
             && (keep_exemplars || samples.iter().all(|s| s.exemplar().is_none()));
-        let mapped: Vec<Sample>;
-        let samples_out: &[Sample] = if as_is {
-            samples
+        let samples_out: Cow<'_, [Sample]> = if as_is {
+            Cow::Borrowed(samples)
         } else {
-            mapped = samples
-                .iter()
-                .filter_map(|s| {
-                    let series = self.mapper.map(&rules, &s.series)?;
-                    let mut sample = s.with_series(series);
-                    if !keep_exemplars && sample.exemplar().is_some() {
-                        // Another endpoint wants them; this one keeps only the created time.
-                        sample.extra = sample.extra.and_then(|e| {
-                            SampleExtra {
-                                created_ms: e.created_ms,
-                                exemplar: None,
-                            }
-                            .into_option()
-                        });
-                    }
-                    Some(sample)
-                })
-                .collect();
-            &mapped
+            Cow::Owned(
+                samples
+                    .iter()
+                    .filter_map(|s| {
+                        let series = self.mapper.map(&rules, &s.series)?;
+                        let mut sample = s.with_series(series);
+                        if !keep_exemplars && sample.exemplar().is_some() {
+                            // Another endpoint wants them; this one keeps only the created time.
+                            sample.extra = sample.extra.and_then(|e| {
+                                SampleExtra {
+                                    created_ms: e.created_ms,
+                                    exemplar: None,
+                                }
+                                .into_option()
+                            });
+                        }
+                        Some(sample)
+                    })
+                    .collect(),
+            )
         };
         self.metrics
             .drop_samples(DropReason::RelabelDrop, samples.len() - samples_out.len());
         if samples_out.is_empty() {
             return;
         }
-        let r = self.queue.append(samples_out);
+        let r = self.queue.append(&samples_out);
         self.metrics.drop_samples(DropReason::QueueFull, r.full);
         self.metrics.drop_samples(DropReason::Shutdown, r.closed);
         self.update_queue_gauge();

@@ -133,6 +133,8 @@ impl State {
             offset: end,
         };
         self.cursor = end;
+        // The id this item gets in `records` (every non-replayed item gets one).
+        let record = self.first_record + self.records.len() as u64;
         let mut placed = 0u32;
         let mut skipped = 0u32;
         let mut missing = if payload.is_some() {
@@ -159,7 +161,6 @@ impl State {
                     .insert(id, Series::with_metadata(labels, metric_type, metadata));
             }
             Some(Some(Payload::Samples(samples))) if !replayed => {
-                let record = self.first_record + self.records.len() as u64;
                 let mut skipping = self.skip.as_ref().map(|s| {
                     let nth = record.wrapping_sub(s.base);
                     // Per old shard: how many of its samples in this record to skip.
@@ -240,7 +241,6 @@ impl State {
         // Skipped samples were acknowledged before the rewind counted them
         // as pending again.
         self.pending = self.pending.saturating_sub(u64::from(skipped));
-        let record = self.first_record + self.records.len() as u64;
         if self
             .skip
             .as_ref()
