@@ -4,10 +4,13 @@
 //! pod on this node. It sits between the producers and remote write as a
 //! [`SampleSink`] wrapper.
 //!
-//! Cost: the enriched [`SeriesRef`] is cached per input series (producers
-//! hand out the same `Arc` for an unchanged series), so a sample costs one
-//! hash lookup. An entry is re-resolved only when it is incomplete and the
-//! pod cache changed since it was resolved.
+//! Cost: once a series is settled (its pod is known, or it has none), the
+//! result is recorded on the series itself ([`Enriched`]; producers hand out
+//! the same `Arc` for an unchanged series), so while the pod cache does not
+//! change a sample costs one atomic load, and the stage keeps no per-series
+//! state of its own. Only series waiting for their pod have an entry in the
+//! stage's map. A settled result is looked at again after a pod-cache change
+//! only when it can change (an unrelated series, at most every few seconds).
 //!
 //! Never blocking: samples of a cgroup whose pod/container the cache does not
 //! know yet are held (at most `hold`, at most `hold_max_samples`), then sent
@@ -36,11 +39,11 @@ use prometheus_client::registry::Registry;
 pub use labels::{LabelPlan, Resolution, names, sanitize};
 
 use crate::kube::{PodStore, Synced};
-use crate::model::{Sample, SampleSink, SeriesRef, stale_nan};
+use crate::model::{Enriched, Sample, SampleSink, SeriesRef, stale_nan};
 
-/// How often held samples are re-checked and idle cache entries dropped.
+/// How often held samples are re-checked and idle map entries dropped.
 const TICK: Duration = Duration::from_millis(250);
-/// Cache entries of series not seen for this long are dropped.
+/// Map entries of series not seen for this long are dropped.
 const IDLE: Duration = Duration::from_secs(600);
 /// Series unrelated to pods (most scraped series) are re-checked after a pod
 /// change at most this often, so pod churn does not re-enrich them all.
@@ -49,8 +52,8 @@ const RECHECK_UNRELATED: Duration = Duration::from_secs(5);
 /// Enrichment self-metrics.
 #[derive(Clone, Default)]
 pub struct EnrichMetrics {
-    /// Input series with a cached enrichment.
-    pub series: Gauge,
+    /// Series waiting for their pod or container (entries in the map).
+    pub waiting: Gauge,
     /// Samples currently held.
     pub held: Gauge,
     /// Samples sent after their hold expired without complete labels.
@@ -64,9 +67,9 @@ impl EnrichMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self::default();
         registry.register(
-            "crowsnest_enrich_series",
-            "Series with a cached enrichment",
-            m.series.clone(),
+            "crowsnest_enrich_waiting_series",
+            "Series whose pod or container the pod cache does not know yet",
+            m.waiting.clone(),
         );
         registry.register(
             "crowsnest_enrich_held_samples",
@@ -146,8 +149,9 @@ struct Entry {
 
 #[derive(Default)]
 struct State {
-    // Keyed by the series' identity hash, which needs no rehashing by SipHash.
-    cache: rustc_hash::FxHashMap<u64, Entry>,
+    /// Series waiting for their pod, keyed by the series' identity hash
+    /// (which needs no rehashing by SipHash). Settled series are not here.
+    waiting: rustc_hash::FxHashMap<u64, Entry>,
     held: VecDeque<Sample>,
     last_sweep: Option<Instant>,
 }
@@ -270,50 +274,47 @@ impl Inner {
         out: &mut Vec<Sample>,
     ) {
         let key = s.series.hash();
-        let fresh = match st.cache.get(&key) {
-            Some(e) => !e.input.same_as(&s.series),
-            None => true,
-        };
-        if fresh {
+        let waiting = st
+            .waiting
+            .get(&key)
+            .is_some_and(|e| e.input.same_as(&s.series));
+        if !waiting {
+            if let Some(memo) = s.series.enriched_memo() {
+                self.revisit(st, s, memo, now, generation, out);
+                return;
+            }
             let (labels, resolution) = self.plan.enrich(&self.store, s.series.labels());
             let output = if labels == *s.series.labels() {
                 s.series.clone()
             } else {
                 s.series.relabeled(labels)
             };
-            let hold_until = if resolution == Resolution::Waiting {
-                self.hold.deadline(now)
-            } else {
-                None
-            };
-            st.cache.insert(
+            if resolution != Resolution::Waiting {
+                settle(&s.series, &output, resolution, generation, now);
+                out.push(s.with_series(output));
+                return;
+            }
+            st.waiting.insert(
                 key,
                 Entry {
                     input: s.series.clone(),
                     output,
                     resolution,
                     generation,
-                    hold_until,
+                    hold_until: self.hold.deadline(now),
                     first_seen: now,
                     last_seen: now,
                     checked: now,
                 },
             );
-            self.metrics
-                .series
-                .set(i64::try_from(st.cache.len()).unwrap_or(i64::MAX));
+            self.count_waiting(st);
         }
         let holding = {
-            let Some(entry) = st.cache.get_mut(&key) else {
+            let Some(entry) = st.waiting.get_mut(&key) else {
                 return;
             };
             entry.last_seen = now;
-            let due = match entry.resolution {
-                Resolution::Complete => false,
-                Resolution::Waiting => true,
-                Resolution::Unrelated => now.duration_since(entry.checked) >= RECHECK_UNRELATED,
-            };
-            if due && entry.generation != generation {
+            if entry.resolution == Resolution::Waiting && entry.generation != generation {
                 entry.checked = now;
                 self.refresh(entry, generation, s.timestamp_ms, out);
             }
@@ -339,20 +340,86 @@ impl Inner {
             }
             Some(false) => {}
         }
-        let Some(entry) = st.cache.get_mut(&key) else {
+        // Not held, so none of this series' samples are held any more.
+        let Some(entry) = st.waiting.get_mut(&key) else {
             return;
         };
         entry.hold_until = None;
-        if entry.resolution != Resolution::Waiting {
-            // Settled: later samples skip the map until the pod cache changes.
-            let output = (!Arc::ptr_eq(&entry.output, &entry.input)).then(|| entry.output.clone());
-            s.series.set_enriched(generation, output);
+        let output = entry.output.clone();
+        if entry.resolution != Resolution::Waiting
+            && let Some(entry) = st.waiting.remove(&key)
+        {
+            // Settled: the result moves onto the series, the entry goes.
+            settle(
+                &s.series,
+                &entry.output,
+                entry.resolution,
+                generation,
+                entry.checked,
+            );
+            self.count_waiting(st);
         }
-        out.push(s.with_series(entry.output.clone()));
+        out.push(s.with_series(output));
     }
 
-    /// Re-resolves an incomplete entry; when its labels change, the old
-    /// label set (already sent, unless still held) gets a stale marker.
+    /// A settled series after a pod-cache change: its recorded result holds
+    /// unless it can change and is due for a look (at most every
+    /// [`RECHECK_UNRELATED`], so pod churn does not re-enrich every series).
+    fn revisit(
+        &self,
+        st: &mut State,
+        s: &Sample,
+        memo: Enriched,
+        now: Instant,
+        generation: u64,
+        out: &mut Vec<Sample>,
+    ) {
+        let mut output = memo.output.unwrap_or_else(|| s.series.clone());
+        let mut recheck_after = memo.recheck_after;
+        if recheck_after.is_some_and(|t| now >= t) {
+            // The old label set was sent: a change ends it with a stale marker.
+            let resolution;
+            (output, resolution) =
+                self.resolve_again(&s.series, &output, true, s.timestamp_ms, out);
+            if resolution == Resolution::Waiting {
+                // Waiting again (its pod went away): back to the map, not
+                // held, since the series was already being sent.
+                s.series.set_enriched(None);
+                st.waiting.insert(
+                    s.series.hash(),
+                    Entry {
+                        input: s.series.clone(),
+                        output: output.clone(),
+                        resolution,
+                        generation,
+                        hold_until: None,
+                        first_seen: now,
+                        last_seen: now,
+                        checked: now,
+                    },
+                );
+                self.count_waiting(st);
+                out.push(s.with_series(output));
+                return;
+            }
+            recheck_after = recheck_from(resolution, now);
+        }
+        s.series.set_enriched(Some(Enriched {
+            generation,
+            output: (!Arc::ptr_eq(&output, &s.series)).then(|| output.clone()),
+            recheck_after,
+        }));
+        out.push(s.with_series(output));
+    }
+
+    fn count_waiting(&self, st: &State) {
+        self.metrics
+            .waiting
+            .set(i64::try_from(st.waiting.len()).unwrap_or(i64::MAX));
+    }
+
+    /// Re-resolves a waiting entry (see [`Self::resolve_again`]); held
+    /// samples were never sent under the old labels.
     fn refresh(
         &self,
         entry: &mut Entry,
@@ -361,15 +428,35 @@ impl Inner {
         out: &mut Vec<Sample>,
     ) {
         entry.generation = generation;
-        let (labels, resolution) = self.plan.enrich(&self.store, entry.input.labels());
-        entry.resolution = resolution;
-        if labels != *entry.output.labels() {
-            // Held samples were never sent under the old labels.
-            if entry.hold_until.is_none() {
-                out.push(Sample::new(entry.output.clone(), timestamp_ms, stale_nan()));
-            }
-            entry.output = entry.input.relabeled(labels);
+        let sent = entry.hold_until.is_none();
+        (entry.output, entry.resolution) =
+            self.resolve_again(&entry.input, &entry.output, sent, timestamp_ms, out);
+    }
+
+    /// Resolves `input` again. When its labels differ from `current`'s, the
+    /// new output replaces `current`, which gets a stale marker if it was
+    /// `sent` (so no half-labelled twin lingers).
+    fn resolve_again(
+        &self,
+        input: &SeriesRef,
+        current: &SeriesRef,
+        sent: bool,
+        timestamp_ms: i64,
+        out: &mut Vec<Sample>,
+    ) -> (SeriesRef, Resolution) {
+        let (labels, resolution) = self.plan.enrich(&self.store, input.labels());
+        if labels == *current.labels() {
+            return (current.clone(), resolution);
         }
+        if sent {
+            out.push(Sample::new(current.clone(), timestamp_ms, stale_nan()));
+        }
+        let output = if labels == *input.labels() {
+            input.clone()
+        } else {
+            input.relabeled(labels)
+        };
+        (output, resolution)
     }
 
     /// Sends held samples whose series resolved or whose hold expired (all
@@ -379,7 +466,7 @@ impl Inner {
         let mut keep = VecDeque::new();
         while let Some(s) = st.held.pop_front() {
             let key = s.series.hash();
-            let Some(entry) = st.cache.get_mut(&key) else {
+            let Some(entry) = st.waiting.get_mut(&key) else {
                 out.push(s);
                 continue;
             };
@@ -419,13 +506,37 @@ impl Inner {
             // Series passed on through their recorded result do not touch
             // `last_seen`; an entry whose input a producer still holds
             // (its scrape or collector cache) is alive all the same.
-            st.cache.retain(|_, e| {
+            st.waiting.retain(|_, e| {
                 now.duration_since(e.last_seen) < IDLE || Arc::strong_count(&e.input) > 1
             });
-            self.metrics
-                .series
-                .set(i64::try_from(st.cache.len()).unwrap_or(i64::MAX));
+            self.count_waiting(&st);
         }
         self.next.append(&out);
+    }
+}
+
+/// Records a settled result on the series (see [`Enriched`]); `checked` is
+/// when it was resolved.
+fn settle(
+    series: &SeriesRef,
+    output: &SeriesRef,
+    resolution: Resolution,
+    generation: u64,
+    checked: Instant,
+) {
+    series.set_enriched(Some(Enriched {
+        generation,
+        output: (!Arc::ptr_eq(output, series)).then(|| output.clone()),
+        recheck_after: recheck_from(resolution, checked),
+    }));
+}
+
+/// When a result resolved at `checked` may be looked at again: a complete
+/// one never, an unrelated one after [`RECHECK_UNRELATED`].
+fn recheck_from(resolution: Resolution, checked: Instant) -> Option<Instant> {
+    match resolution {
+        Resolution::Complete => None,
+        Resolution::Waiting => Some(checked),
+        Resolution::Unrelated => Some(checked + RECHECK_UNRELATED),
     }
 }

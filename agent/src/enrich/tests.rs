@@ -110,9 +110,13 @@ async fn known_container_enriched_and_cached_per_series() {
     assert_eq!(get(&out[0], "pod"), Some("web-1"));
     assert_eq!(get(&out[0], "container"), Some("app"));
     assert_eq!(get(&out[0], "workload"), Some("web"));
-    // The same enriched Arc both times: a hash lookup per sample.
+    // The same enriched Arc both times, recorded on the series: the stage
+    // keeps no entry for a settled series.
     assert!(Arc::ptr_eq(&out[0].series, &out[1].series));
-    assert_eq!(metrics.series.get(), 1);
+    assert!(
+        matches!(s.enriched(store.generation()), Some(Some(o)) if Arc::ptr_eq(&o, &out[0].series))
+    );
+    assert_eq!(metrics.waiting.get(), 0);
 }
 
 #[tokio::test]
@@ -122,7 +126,7 @@ async fn unknown_container_is_held_until_its_pod_arrives() {
     let s = series();
     e.append(&[sample(&s, 1), sample(&s, 2)]);
     assert!(cap.take().is_empty(), "held, not sent unlabelled");
-    assert_eq!(metrics.held.get(), 2);
+    assert_eq!((metrics.held.get(), metrics.waiting.get()), (2, 1));
     store.apply(pod());
     tokio::time::sleep(TICK * 3).await;
     e.append(&[sample(&s, 3)]);
@@ -136,6 +140,9 @@ async fn unknown_container_is_held_until_its_pod_arrives() {
             .all(|s| get(s, "pod") == Some("web-1") && !is_stale_nan(s.value))
     );
     assert_eq!(metrics.hold_expired.get(), 0);
+    // Resolved and released: the entry gave way to the result on the series.
+    assert_eq!(metrics.waiting.get(), 0);
+    assert!(matches!(s.enriched(store.generation()), Some(Some(_))));
 }
 
 #[tokio::test]
@@ -274,4 +281,30 @@ async fn settled_series_skip_the_map_until_the_pod_cache_changes() {
         .collect();
     assert_eq!(pods, [None, None, Some("web-1"), Some("web-1")]);
     assert!(matches!(s.enriched(store.generation()), Some(Some(_))));
+}
+
+#[tokio::test]
+async fn a_complete_result_outlives_pod_cache_changes_without_a_map_entry() {
+    let store = PodStore::new();
+    store.apply(pod());
+    let (e, cap, metrics) = enricher(&store, 5000, 100, false);
+    let s = series();
+    e.append(&[sample(&s, 1)]);
+    // Another pod changes: the generation moves, the recorded result stays.
+    store.apply(PodMeta {
+        uid: "other".to_owned(),
+        name: "other-1".to_owned(),
+        ..PodMeta::default()
+    });
+    assert_eq!(
+        s.enriched(store.generation()),
+        None,
+        "recorded before the change"
+    );
+    e.append(&[sample(&s, 2)]);
+    let out = cap.take();
+    assert_eq!(out.len(), 2, "no stale marker: nothing changed");
+    assert!(Arc::ptr_eq(&out[0].series, &out[1].series));
+    assert!(matches!(s.enriched(store.generation()), Some(Some(_))));
+    assert_eq!(metrics.waiting.get(), 0);
 }

@@ -10,6 +10,6 @@ pub use labels::{
     InvalidLabels, Label, LabelRef, Labels, is_valid_label_name, is_valid_metric_name,
 };
 pub use sample::{
-    Exemplar, Metadata, MetricType, STALE_NAN_BITS, Sample, SampleExtra, SampleSink, Series,
-    SeriesRef, is_stale_nan, stale_nan,
+    Enriched, Exemplar, Metadata, MetricType, STALE_NAN_BITS, Sample, SampleExtra, SampleSink,
+    Series, SeriesRef, is_stale_nan, stale_nan,
 };

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Instant;
 
 use super::{InvalidLabels, Labels};
 
@@ -81,10 +82,10 @@ pub struct Series {
     /// request that carries the series (the packed labels are already the
     /// wire encoding, so only the verdict is kept).
     sendable: OnceLock<Result<(), Box<InvalidLabels>>>,
-    /// What the enrich stage made of the series, and at which pod-cache
-    /// generation (`None` inside: unchanged), so that while nothing changes
-    /// it passes the series on without a lookup in a shared map.
-    enriched: Mutex<Option<(u64, Option<SeriesRef>)>>,
+    /// What the enrich stage made of the series once it settled: kept on
+    /// the series, so the stage needs no map entry for it and, while the pod
+    /// cache does not change, no lookup at all.
+    enriched: Mutex<Option<Enriched>>,
     /// `generation + 1` when the recorded result is "unchanged" (0: not
     /// recorded): the common case, read without taking the lock.
     unchanged_at: AtomicU64,
@@ -102,6 +103,19 @@ impl PartialEq for Series {
             && self.labels == other.labels
             && self.same_metadata(other)
     }
+}
+
+/// What the enrich stage made of a settled series (its pod, or that it has
+/// none), recorded on the series itself.
+#[derive(Debug, Clone)]
+pub struct Enriched {
+    /// The pod-cache generation the result was recorded at.
+    pub generation: u64,
+    /// The series it becomes (`None`: it passes unchanged).
+    pub output: Option<SeriesRef>,
+    /// From when a pod-cache change may be looked at again (`None`: the
+    /// result is final).
+    pub recheck_after: Option<Instant>,
 }
 
 /// Shared handle to a [`Series`].
@@ -186,17 +200,26 @@ impl Series {
         }
     }
 
-    /// The enrich stage's result recorded at `generation`: `Some(None)` when
-    /// the series passes unchanged, `Some(Some(s))` when it becomes `s`.
+    /// The enrich stage's result if it was recorded at `generation`:
+    /// `Some(None)` when the series passes unchanged, `Some(Some(s))` when it
+    /// becomes `s`.
     pub fn enriched(&self, generation: u64) -> Option<Option<SeriesRef>> {
         if self.passes_unchanged(generation) {
             return Some(None);
         }
         let memo = self.enriched.lock().unwrap_or_else(PoisonError::into_inner);
         match &*memo {
-            Some((g, output)) if *g == generation => Some(output.clone()),
+            Some(e) if e.generation == generation => Some(e.output.clone()),
             _ => None,
         }
+    }
+
+    /// The enrich stage's last recorded result, at whatever generation.
+    pub fn enriched_memo(&self) -> Option<Enriched> {
+        self.enriched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// True when the enrich stage recorded at `generation` that the series
@@ -205,15 +228,15 @@ impl Series {
         self.unchanged_at.load(Ordering::Acquire) == generation.wrapping_add(1)
     }
 
-    /// Records the enrich stage's result at `generation` (see [`Self::enriched`]).
-    /// `output` must not be this series itself (that would be a cycle).
-    pub fn set_enriched(&self, generation: u64, output: Option<SeriesRef>) {
-        let unchanged = if output.is_none() {
-            generation.wrapping_add(1)
-        } else {
-            0
+    /// Records the enrich stage's result (see [`Self::enriched`]), or forgets
+    /// it with `None`. The output must not be this series itself (that would
+    /// be a cycle).
+    pub fn set_enriched(&self, memo: Option<Enriched>) {
+        let unchanged = match &memo {
+            Some(e) if e.output.is_none() => e.generation.wrapping_add(1),
+            _ => 0,
         };
-        *self.enriched.lock().unwrap_or_else(PoisonError::into_inner) = Some((generation, output));
+        *self.enriched.lock().unwrap_or_else(PoisonError::into_inner) = memo;
         self.unchanged_at.store(unchanged, Ordering::Release);
     }
 
@@ -343,14 +366,28 @@ mod tests {
             MetricType::Gauge,
         );
         assert_eq!(s.enriched(0), None, "nothing recorded");
-        s.set_enriched(7, None);
+        let at = |generation, output: Option<&SeriesRef>| {
+            Some(Enriched {
+                generation,
+                output: output.cloned(),
+                recheck_after: None,
+            })
+        };
+        s.set_enriched(at(7, None));
         assert_eq!(s.enriched(7), Some(None));
         assert_eq!(s.enriched(8), None);
-        s.set_enriched(8, Some(Arc::clone(&out)));
+        s.set_enriched(at(8, Some(&out)));
         assert!(matches!(s.enriched(8), Some(Some(o)) if Arc::ptr_eq(&o, &out)));
         assert_eq!(s.enriched(7), None);
-        s.set_enriched(9, None);
+        assert!(
+            !s.passes_unchanged(8),
+            "a changed result is not 'unchanged'"
+        );
+        s.set_enriched(at(9, None));
         assert_eq!(s.enriched(9), Some(None));
+        assert_eq!(s.enriched_memo().map(|e| e.generation), Some(9));
+        s.set_enriched(None);
+        assert_eq!((s.enriched(9), s.enriched_memo().is_none()), (None, true));
     }
 
     #[test]
