@@ -30,6 +30,13 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// time; remote write uses up to one per shard, and HTTP/2 multiplexes anyway.
 const POOL_MAX_IDLE_PER_HOST: usize = 32;
 
+/// Most bytes an HTTP/1 connection buffers from the socket. hyper's default
+/// (~400 KiB) is reached by any large scrape body and then kept for the life
+/// of the pooled connection, one per target: 40 MB at 100 targets. The body
+/// is copied out in chunks anyway, so a smaller buffer only means a few more
+/// reads per body. Response headers must fit in it too.
+const HTTP1_MAX_BUF: usize = 64 * 1024;
+
 /// HTTP/2 pings on idle-looking connections, so a remote-write connection
 /// silently dropped by a load balancer fails fast instead of at the next
 /// request's timeout.
@@ -80,6 +87,7 @@ fn build_pool(tls: &Arc<TlsSource>) -> Pool {
         // Without a timer the idle timeout is never enforced.
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
+        .http1_max_buf_size(HTTP1_MAX_BUF)
         .http2_keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
         .http2_keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT)
         .build(Connector::new(tls.clone()));
