@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use super::parse::{Entry, Exemplar as ParsedExemplar, Format, ParseError, Parser, SampleEntry};
+use super::parse::{
+    Entry, Exemplar as ParsedExemplar, Format, ParseError, Parser, SampleEntry, SeriesKey,
+};
 use crate::model::{Exemplar, Labels, Metadata, Sample, SampleExtra, Series, SeriesRef, stale_nan};
 use crate::relabel::Rules;
 
@@ -118,7 +120,8 @@ struct CacheEntry {
     point: u64,
 }
 
-/// The per-target series cache, keyed by the series' exact text in the body.
+/// The per-target series cache, keyed by the series' text in the body
+/// (its [`SeriesKey`]).
 /// After every scrape it holds exactly the series of that scrape, so its size
 /// is bounded by the target's own series count.
 #[derive(Default)]
@@ -224,7 +227,11 @@ fn ingest_body(
     let mut parser = Parser::new(body, format);
     // The parser skips the labels of a series found where the last scrape
     // had it (the usual case): they are only needed for a new series.
-    while let Some(entry) = parser.next_entry_expecting(entries.expected())? {
+    loop {
+        let expected = entries.expected();
+        let Some(entry) = parser.next_entry_expecting(expected)? else {
+            break;
+        };
         let s = match entry {
             Entry::Sample(s) => s,
             Entry::Help { family, help } => {
@@ -249,7 +256,12 @@ fn ingest_body(
             _ => scrape_ts,
         };
         let explicit_ts = rules.honor_timestamps && s.timestamp_ms.is_some();
-        let (series, point) = match entries.get_mut(s.series_text, |e| e.last_seen != generation) {
+        // Unparsed labels mean the parser recognised the expected text.
+        let key = match expected {
+            Some(key) if !s.labels_parsed => key,
+            _ => SeriesKey::of(s.series_text),
+        };
+        let (series, point) = match entries.get_mut(key, |e| e.last_seen != generation) {
             Some(e) => {
                 if e.last_seen == generation {
                     stats.duplicates += 1;
@@ -272,7 +284,7 @@ fn ingest_body(
                 }
                 let point = if om { point_key(s.labels) } else { 0 };
                 entries.insert(
-                    s.series_text,
+                    key,
                     CacheEntry {
                         series: series.clone(),
                         first_seen: generation,

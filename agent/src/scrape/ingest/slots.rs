@@ -2,28 +2,28 @@
 //!
 //! Exporters write their series in the same order on every scrape, so the
 //! cache keeps its entries in the order of the last successful scrape and
-//! first compares a series with the entry where it is expected: one memcmp
-//! on memory read front to back, no hashing. Only a series out of place (or
-//! new) goes through the hash index; the entries are then put in the new
-//! order at the end of the scrape, and the index rebuilt.
+//! first compares a series with the entry where it is expected: the parser
+//! hashes the span of the body where that entry's text would be, and the
+//! slots are read front to back. Only a series out of place (or new) goes
+//! through the hash index; the entries are then put in the new order at the
+//! end of the scrape, and the index rebuilt.
 
-use std::hash::BuildHasher;
+use rustc_hash::FxHashMap;
 
-use rustc_hash::{FxBuildHasher, FxHashMap};
+use crate::scrape::parse::SeriesKey;
 
 struct Slot<E> {
-    key: Box<[u8]>,
-    hash: u64,
+    key: SeriesKey,
     entry: E,
 }
 
-/// Entries keyed by the series' exact text in the body.
+/// Entries keyed by the series' text in the body ([`SeriesKey`]).
 pub(super) struct Slots<E> {
     /// In the body order of the last successful scrape, then new entries.
     slots: Vec<Slot<E>>,
-    /// Key hash -> slot.
+    /// Short key hash -> slot.
     index: FxHashMap<u64, u32>,
-    /// Slots whose key hash collided with another key's (rare): searched linearly.
+    /// Slots whose short hash collided with another key's (rare): searched linearly.
     collided: Vec<u32>,
     /// Where the next series of this scrape is expected.
     cursor: usize,
@@ -52,20 +52,20 @@ impl<E> Slots<E> {
         self.slots.len()
     }
 
-    /// The key expected next in this scrape (empty when there is none).
-    pub(super) fn expected(&self) -> &[u8] {
-        self.slots.get(self.cursor).map_or(&[], |s| &s.key)
+    /// The key expected next in this scrape.
+    pub(super) fn expected(&self) -> Option<SeriesKey> {
+        self.slots.get(self.cursor).map(|s| s.key)
     }
 
     /// The entry of `key`. `first_sighting` tells whether this is the first
     /// time the scrape meets it (duplicates do not change the order).
     pub(super) fn get_mut(
         &mut self,
-        key: &[u8],
+        key: SeriesKey,
         first_sighting: impl Fn(&E) -> bool,
     ) -> Option<&mut E> {
         let i = match self.slots.get(self.cursor) {
-            Some(s) if *s.key == *key => self.cursor,
+            Some(s) if s.key == key => self.cursor,
             _ => {
                 self.in_place = false;
                 self.find(key)?
@@ -78,13 +78,9 @@ impl<E> Slots<E> {
         Some(&mut self.slots[i].entry)
     }
 
-    fn find(&self, key: &[u8]) -> Option<usize> {
-        self.find_hashed(key, FxBuildHasher.hash_one(key))
-    }
-
-    fn find_hashed(&self, key: &[u8], hash: u64) -> Option<usize> {
-        let is = |i: u32| self.slots.get(i as usize).is_some_and(|s| *s.key == *key);
-        match self.index.get(&hash) {
+    fn find(&self, key: SeriesKey) -> Option<usize> {
+        let is = |i: u32| self.slots.get(i as usize).is_some_and(|s| s.key == key);
+        match self.index.get(&key.short_hash()) {
             Some(&i) if is(i) => Some(i as usize),
             Some(_) => self
                 .collided
@@ -97,17 +93,12 @@ impl<E> Slots<E> {
     }
 
     /// Adds an entry for a `key` that [`Self::get_mut`] did not find.
-    pub(super) fn insert(&mut self, key: &[u8], entry: E) {
+    pub(super) fn insert(&mut self, key: SeriesKey, entry: E) {
         self.in_place = false;
         let i = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
-        let hash = FxBuildHasher.hash_one(key);
-        self.slots.push(Slot {
-            key: key.into(),
-            hash,
-            entry,
-        });
+        self.slots.push(Slot { key, entry });
         self.order.push(i);
-        index_slot(&mut self.index, &mut self.collided, hash, i);
+        index_slot(&mut self.index, &mut self.collided, key.short_hash(), i);
     }
 
     /// Ends a scrape: entries for which `keep` is false are removed (it is
@@ -165,7 +156,7 @@ impl<E> Slots<E> {
         self.index.reserve(self.slots.len());
         for (i, s) in self.slots.iter().enumerate() {
             let i = u32::try_from(i).unwrap_or(u32::MAX);
-            index_slot(&mut self.index, &mut self.collided, s.hash, i);
+            index_slot(&mut self.index, &mut self.collided, s.key.short_hash(), i);
         }
     }
 }
@@ -182,12 +173,16 @@ fn index_slot(index: &mut FxHashMap<u64, u32>, collided: &mut Vec<u32>, hash: u6
 mod tests {
     use super::*;
 
+    fn key(text: &str) -> SeriesKey {
+        SeriesKey::of(text.as_bytes())
+    }
+
     /// Looks up (or inserts) `keys` in body order, as a scrape does.
     fn meet(slots: &mut Slots<(String, u64)>, generation: u64, keys: &[&str]) {
         for k in keys {
-            match slots.get_mut(k.as_bytes(), |e| e.1 != generation) {
+            match slots.get_mut(key(k), |e| e.1 != generation) {
                 Some(e) => e.1 = generation,
-                None => slots.insert(k.as_bytes(), ((*k).to_owned(), generation)),
+                None => slots.insert(key(k), ((*k).to_owned(), generation)),
             }
         }
     }
@@ -222,9 +217,9 @@ mod tests {
         scrape(&mut s, 5, &["c", "d", "a"]);
         assert_eq!(keys(&s), ["c", "d", "a"]);
         for k in ["a", "c", "d"] {
-            assert!(s.find(k.as_bytes()).is_some(), "{k} indexed");
+            assert!(s.find(key(k)).is_some(), "{k} indexed");
         }
-        assert!(s.find(b"b").is_none());
+        assert!(s.find(key("b")).is_none());
     }
 
     #[test]
@@ -232,7 +227,7 @@ mod tests {
         let mut s: Slots<(String, u64)> = Slots::default();
         scrape(&mut s, 1, &["a", "b"]);
         let mut asked = Vec::new();
-        assert!(s.get_mut(b"b", |_| true).is_some());
+        assert!(s.get_mut(key("b"), |_| true).is_some());
         s.finish(|e| {
             asked.push(e.0.clone());
             true
@@ -244,22 +239,17 @@ mod tests {
     #[test]
     fn colliding_hashes_still_find_their_own_entry() {
         let mut s: Slots<u8> = Slots::default();
-        s.insert(b"x", 1);
-        // Force a collision: a second key under the first key's hash.
-        let hash = s.slots[0].hash;
-        s.slots.push(Slot {
-            key: b"y".as_slice().into(),
-            hash,
-            entry: 2,
-        });
-        index_slot(&mut s.index, &mut s.collided, hash, 1);
+        // Three keys with the same short hash.
+        let [x, y, z] = [1, 2, 3].map(|h| SeriesKey::with_hash([7, h], 1));
+        s.insert(x, 1);
+        s.insert(y, 2);
         assert_eq!(s.collided, [1]);
-        assert_eq!(s.find_hashed(b"x", hash), Some(0));
-        assert_eq!(s.find_hashed(b"y", hash), Some(1));
-        assert_eq!(s.find_hashed(b"z", hash), None);
+        assert_eq!(s.find(x), Some(0));
+        assert_eq!(s.find(y), Some(1));
+        assert_eq!(s.find(z), None);
         // Rebuilt indexes keep both.
         s.reindex();
-        assert_eq!(s.find_hashed(b"y", hash), Some(1));
+        assert_eq!(s.find(y), Some(1));
     }
 
     #[test]

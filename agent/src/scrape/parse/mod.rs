@@ -22,7 +22,7 @@
 //! let mut total = 0.0;
 //! while let Some(entry) = parser.next_entry()? {
 //!     if let Entry::Sample(s) = entry {
-//!         // `s.series_text` is the cache key; labels borrow the body.
+//!         // `s.series_text` identifies the series; labels borrow the body.
 //!         assert_eq!(s.series_text, b"http_requests_total{code=\"200\"}");
 //!         total += s.value;
 //!     }
@@ -38,7 +38,8 @@
 //! `labels` (label sets), `tail` (value, timestamp, exemplar), `family`
 //! (families and metadata rules), `group` (cross-sample rules), `rules`
 //! (per-sample OpenMetrics rules), `parser` (the line grammar), `error`,
-//! `canonical` (Prometheus 3 `le`/`quantile` normalisation).
+//! `canonical` (Prometheus 3 `le`/`quantile` normalisation), `series_key`
+//! (a series text's identity for caches).
 
 use std::borrow::Cow;
 
@@ -54,6 +55,7 @@ mod lex;
 mod number;
 mod parser;
 mod rules;
+mod series_key;
 mod tail;
 
 #[cfg(test)]
@@ -71,6 +73,7 @@ pub use canonical::canonical_label_value;
 pub use error::{Found, ParseError, Reason};
 pub use label_set::parse_label_set;
 pub use parser::Parser;
+pub use series_key::SeriesKey;
 
 /// The exposition format of a body, from the scrape response's content type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use super::lex::{
 };
 use super::rules::{self, SampleView};
 use super::tail::{self, Tail};
-use super::{Entry, Exemplar, Format, LabelRef, SampleEntry};
+use super::{Entry, Exemplar, Format, LabelRef, SampleEntry, SeriesKey};
 use crate::model::MetricType;
 
 /// `# TYPE` values of text format 0.0.4.
@@ -97,18 +97,18 @@ impl<'a> Parser<'a> {
     /// Lending iteration: the entry borrows the body (`'a`) and the parser's
     /// reusable scratch buffers (`'_`), so it must be dropped before the next call.
     pub fn next_entry(&mut self) -> Result<Option<Entry<'a, '_>>, ParseError> {
-        self.next_entry_expecting(&[])
+        self.next_entry_expecting(None)
     }
 
     /// [`Self::next_entry`] for a caller that expects the next sample line
-    /// to start with the series text `known`, which an earlier parse of the
-    /// same target accepted. When it does (text format, a plain metric name
-    /// first), its label set is not parsed again: the entry's
+    /// to start with the series text of `known`, which an earlier parse of
+    /// the same target accepted. When it does (text format, a plain metric
+    /// name first), its label set is not parsed again: the entry's
     /// [`SampleEntry::labels_parsed`] is false and its `labels` are empty.
     /// Identical bytes parse identically, so nothing is validated less.
     pub fn next_entry_expecting(
         &mut self,
-        known: &[u8],
+        known: Option<SeriesKey>,
     ) -> Result<Option<Entry<'a, '_>>, ParseError> {
         let line = match self.next_line(known) {
             Ok(Some(line)) => line,
@@ -168,7 +168,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn next_line(&mut self, known: &[u8]) -> Result<Option<Line<'a>>, Fail> {
+    fn next_line(&mut self, known: Option<SeriesKey>) -> Result<Option<Line<'a>>, Fail> {
         let body = self.body;
         loop {
             if self.finished {
@@ -326,7 +326,7 @@ impl<'a> Parser<'a> {
     }
 
     /// A sample line: series, value, optional timestamp, optional exemplar (OpenMetrics).
-    fn sample_line(&mut self, known: &[u8]) -> Result<SampleLine<'a>, Fail> {
+    fn sample_line(&mut self, known: Option<SeriesKey>) -> Result<SampleLine<'a>, Fail> {
         let body = self.body;
         let strict = self.strict();
         let start = self.pos;
@@ -335,8 +335,9 @@ impl<'a> Parser<'a> {
         let mut labels_parsed = true;
         if let Some(end) = self.known_series(known) {
             // The series text is one this target sent before: skip its labels.
-            let name_end = known.iter().position(|&b| b == b'{').unwrap_or(known.len());
-            name = Some(Cow::Borrowed(self.src.name(start, start + name_end)));
+            name = Some(Cow::Borrowed(
+                self.src.name(start, metric_name_end(body, start).min(end)),
+            ));
             self.labels.clear();
             labels_parsed = false;
             pos = end;
@@ -414,19 +415,26 @@ impl<'a> Parser<'a> {
         })
     }
 
-    /// Where the series text ends when the line at `pos` starts with `known`
-    /// followed by a blank (so `known` is the whole series text). Text
-    /// format only, and only for a series that starts with a plain metric
-    /// name (OpenMetrics checks need the labels; a name inside the braces
-    /// needs unquoting).
-    fn known_series(&self, known: &[u8]) -> Option<usize> {
-        if self.strict() || !known.first().copied().is_some_and(is_metric_start) {
+    /// Where the series text ends when the line at `pos` starts with the
+    /// text of `known` followed by a blank (so it is the whole series text).
+    /// Text format only, and only for a series that starts with a plain
+    /// metric name (OpenMetrics checks need the labels; a name inside the
+    /// braces needs unquoting).
+    fn known_series(&self, known: Option<SeriesKey>) -> Option<usize> {
+        let known = known.filter(|k| !k.is_empty())?;
+        if self.strict()
+            || !self
+                .body
+                .get(self.pos)
+                .copied()
+                .is_some_and(is_metric_start)
+        {
             return None;
         }
         let end = self.pos + known.len();
-        (self.body.get(self.pos..end) == Some(known)
-            && matches!(self.body.get(end), Some(b' ' | b'\t')))
-        .then_some(end)
+        let text = self.body.get(self.pos..end)?;
+        (matches!(self.body.get(end), Some(b' ' | b'\t')) && SeriesKey::of(text) == known)
+            .then_some(end)
     }
 
     fn type_rule(&self, pos: usize, family: usize, rule: &'static str) -> Fail {
