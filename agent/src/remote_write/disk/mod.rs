@@ -3,15 +3,15 @@
 //!
 //! - `record`: frame and payload format (CRC32C, series records + samples by id).
 //! - `segment`: segment files and reading frames with resynchronisation.
-//! - `position`: the atomically replaced reader position.
+//! - `position`: the reader position, two checksummed slots overwritten in turn.
 //! - `recover`: validation at open; torn tails cut at the last good record.
 //! - `state`: writer, reader cursor, shard windows, acknowledgement, budget.
 //!
 //! Durability: every append is written (`write(2)`) before `append`
 //! returns, so a killed process loses nothing; data is fsynced every
 //! `fsync_interval`, so a power loss loses at most that much. The position
-//! is replaced on every acknowledgement (rename) and fsynced with the data,
-//! so after a crash at most the unacknowledged window is sent again.
+//! is written on every acknowledgement (in place) and fsynced after the
+//! data, so after a crash at most the unacknowledged window is sent again.
 
 mod position;
 mod record;
@@ -122,26 +122,21 @@ impl Inner {
         if self.crashed.load(Ordering::Acquire) {
             return;
         }
-        let (file, dir_dirty) = {
+        let (data, position, dir) = {
             let mut st = self.lock();
-            let file = std::mem::take(&mut st.dirty).then(|| st.active_handle());
-            if st.position_dirty || file.is_some() {
-                match position::store(&st.dir, st.committed, true) {
-                    Ok(()) => st.position_dirty = false,
-                    Err(e) => tracing::error!(error = %e, "cannot store the queue position"),
-                }
-            }
-            (
-                file,
-                std::mem::take(&mut st.dir_dirty).then(|| st.dir.clone()),
-            )
+            st.store_position();
+            let data = std::mem::take(&mut st.dirty).then(|| st.active_handle());
+            let position = std::mem::take(&mut st.position_unsynced).then(|| st.position_handle());
+            let dir = std::mem::take(&mut st.dir_dirty).then(|| st.dir.clone());
+            (data, position, dir)
         };
-        if let Some(Ok(f)) = file
-            && let Err(e) = f.sync_data()
-        {
-            tracing::error!(error = %e, "cannot fsync the queue segment");
+        // Data first: a durable position must never point past durable data.
+        for (file, what) in [(data, "queue segment"), (position, "queue position")] {
+            if let Some(Err(e)) = file.map(|f| f.and_then(|f| f.sync_data())) {
+                tracing::error!(error = %e, "cannot fsync the {what}");
+            }
         }
-        if let Some(dir) = dir_dirty
+        if let Some(dir) = dir
             && let Err(e) = position::sync_dir(&dir)
         {
             tracing::error!(error = %e, "cannot fsync the queue directory");

@@ -33,6 +33,7 @@ impl Recovered {
 pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
     let mut seqs = segment::list(dir)?;
     let stored = position::load(dir);
+    // Left by versions that replaced the position by rename.
     let _ = std::fs::remove_file(dir.join("position.tmp"));
     let mut start = match (stored, seqs.first()) {
         (Some(p), _) if seqs.contains(&p.segment) => p,

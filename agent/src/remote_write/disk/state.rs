@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use super::position::{self, Position};
+use super::position::{Position, PositionFile};
 use super::record;
 use super::segment;
 use crate::model::{Sample, SeriesRef};
@@ -129,7 +129,11 @@ pub(crate) struct State {
     /// Set by a rewind until the reader has passed what it covers.
     skip: Option<Skip>,
     pub(crate) committed: Position,
-    pub(crate) position_dirty: bool,
+    /// The committed position changed since it was last written.
+    position_dirty: bool,
+    /// The position was written since the last fsync.
+    pub(crate) position_unsynced: bool,
+    position: PositionFile,
     pub(crate) pending: u64,
     pub(crate) losses: Losses,
 }
@@ -172,6 +176,7 @@ impl State {
             rec.start
         };
         let shards = shards.max(1);
+        let position = PositionFile::create(&dir, start)?;
         Ok(Self {
             dir,
             segment_size: segment_size.max(1),
@@ -202,7 +207,9 @@ impl State {
             acked_to: vec![None; shards],
             skip: None,
             committed: start,
-            position_dirty: true,
+            position_dirty: false,
+            position_unsynced: false,
+            position,
             pending: rec.pending(),
             losses: Losses {
                 corrupt: rec.torn_samples,
@@ -468,11 +475,19 @@ impl State {
     /// process crash; the flusher makes it durable).
     pub(crate) fn store_position(&mut self) {
         if self.position_dirty {
-            match position::store(&self.dir, self.committed, false) {
-                Ok(()) => self.position_dirty = false,
+            match self.position.store(self.committed) {
+                Ok(()) => {
+                    self.position_dirty = false;
+                    self.position_unsynced = true;
+                }
                 Err(e) => tracing::error!(error = %e, "cannot store the queue position"),
             }
         }
+    }
+
+    /// A handle to fsync the position file outside the lock.
+    pub(crate) fn position_handle(&self) -> io::Result<File> {
+        self.position.handle()
     }
 
     /// A handle to fsync outside the lock.
