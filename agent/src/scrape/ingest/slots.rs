@@ -8,7 +8,7 @@
 //! through the hash index; the entries are then put in the new order at the
 //! end of the scrape, and the index rebuilt.
 
-use rustc_hash::FxHashMap;
+use hashbrown::HashTable;
 
 use crate::scrape::parse::SeriesKey;
 
@@ -21,10 +21,8 @@ struct Slot<E> {
 pub(super) struct Slots<E> {
     /// In the body order of the last successful scrape, then new entries.
     slots: Vec<Slot<E>>,
-    /// Short key hash -> slot.
-    index: FxHashMap<u64, u32>,
-    /// Slots whose short hash collided with another key's (rare): searched linearly.
-    collided: Vec<u32>,
+    /// Slot numbers by key (4 bytes a series: the keys live in the slots).
+    index: HashTable<u32>,
     /// Where the next series of this scrape is expected.
     cursor: usize,
     /// Slots in this scrape's body order (first sighting only).
@@ -37,8 +35,7 @@ impl<E> Default for Slots<E> {
     fn default() -> Self {
         Self {
             slots: Vec::new(),
-            index: FxHashMap::default(),
-            collided: Vec::new(),
+            index: HashTable::new(),
             cursor: 0,
             order: Vec::new(),
             in_place: true,
@@ -79,17 +76,12 @@ impl<E> Slots<E> {
     }
 
     fn find(&self, key: SeriesKey) -> Option<usize> {
-        let is = |i: u32| self.slots.get(i as usize).is_some_and(|s| s.key == key);
-        match self.index.get(&key.short_hash()) {
-            Some(&i) if is(i) => Some(i as usize),
-            Some(_) => self
-                .collided
-                .iter()
-                .copied()
-                .find(|&i| is(i))
-                .map(|i| i as usize),
-            None => None,
-        }
+        let slots = &self.slots;
+        self.index
+            .find(key.short_hash(), |&i| {
+                slots.get(i as usize).is_some_and(|s| s.key == key)
+            })
+            .map(|&i| i as usize)
     }
 
     /// Adds an entry for a `key` that [`Self::get_mut`] did not find.
@@ -98,7 +90,9 @@ impl<E> Slots<E> {
         let i = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
         self.slots.push(Slot { key, entry });
         self.order.push(i);
-        index_slot(&mut self.index, &mut self.collided, key.short_hash(), i);
+        let slots = &self.slots;
+        self.index
+            .insert_unique(key.short_hash(), i, |&j| rehash(slots, j));
     }
 
     /// Ends a scrape: entries for which `keep` is false are removed (it is
@@ -135,7 +129,6 @@ impl<E> Slots<E> {
     pub(super) fn drain(&mut self, f: impl FnMut(E)) {
         self.slots.drain(..).map(|s| s.entry).for_each(f);
         self.index.clear();
-        self.collided.clear();
         self.order.clear();
         self.cursor = 0;
         self.in_place = true;
@@ -151,22 +144,20 @@ impl<E> Slots<E> {
     }
 
     fn reindex(&mut self) {
+        let slots = &self.slots;
         self.index.clear();
-        self.collided.clear();
-        self.index.reserve(self.slots.len());
-        for (i, s) in self.slots.iter().enumerate() {
+        self.index.reserve(slots.len(), |&j| rehash(slots, j));
+        for (i, s) in slots.iter().enumerate() {
             let i = u32::try_from(i).unwrap_or(u32::MAX);
-            index_slot(&mut self.index, &mut self.collided, s.key.short_hash(), i);
+            self.index
+                .insert_unique(s.key.short_hash(), i, |&j| rehash(slots, j));
         }
     }
 }
 
-fn index_slot(index: &mut FxHashMap<u64, u32>, collided: &mut Vec<u32>, hash: u64, i: u32) {
-    if let std::collections::hash_map::Entry::Vacant(e) = index.entry(hash) {
-        e.insert(i);
-    } else {
-        collided.push(i);
-    }
+/// The hash of slot `i`'s key, for the index to grow.
+fn rehash<E>(slots: &[Slot<E>], i: u32) -> u64 {
+    slots.get(i as usize).map_or(0, |s| s.key.short_hash())
 }
 
 #[cfg(test)]
@@ -243,7 +234,6 @@ mod tests {
         let [x, y, z] = [1, 2, 3].map(|h| SeriesKey::with_hash([7, h], 1));
         s.insert(x, 1);
         s.insert(y, 2);
-        assert_eq!(s.collided, [1]);
         assert_eq!(s.find(x), Some(0));
         assert_eq!(s.find(y), Some(1));
         assert_eq!(s.find(z), None);
