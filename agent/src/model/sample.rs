@@ -1,8 +1,8 @@
 //! Series identity and samples.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{InvalidLabels, Labels};
 
@@ -78,14 +78,13 @@ pub struct Series {
     hash: u64,
     metric_type: MetricType,
     metadata: Option<Arc<Metadata>>,
-    /// Whether the labels may be sent by remote write, checked by the first
-    /// request that carries the series (the packed labels are already the
-    /// wire encoding, so only the verdict is kept).
-    sendable: OnceLock<Result<(), Box<InvalidLabels>>>,
+    /// True once a request found the labels fit to send (the packed labels
+    /// are already the wire encoding, so only the verdict is kept).
+    sendable: AtomicBool,
     /// What the enrich stage made of the series once it settled: kept on
     /// the series, so the stage needs no map entry for it and, while the pod
     /// cache does not change, no lookup at all.
-    enriched: Mutex<Option<Enriched>>,
+    enriched: Mutex<Memo>,
     /// `generation + 1` when the recorded result is "unchanged" (0: not
     /// recorded): the common case, read without taking the lock.
     unchanged_at: AtomicU64,
@@ -118,6 +117,51 @@ pub struct Enriched {
     pub recheck_after: Option<Instant>,
 }
 
+/// [`Enriched`] as a series stores it: 24 bytes instead of 40, since every
+/// series carries one (the recheck time in whole seconds of [`epoch`]).
+#[derive(Debug, Default)]
+struct Memo {
+    recorded: bool,
+    generation: u64,
+    output: Option<SeriesRef>,
+    /// Seconds since [`epoch`], rounded up; `u32::MAX`: never.
+    recheck_after: u32,
+}
+
+impl Memo {
+    fn of(e: Option<Enriched>) -> Self {
+        let Some(e) = e else {
+            return Self::default();
+        };
+        let recheck_after = e.recheck_after.map_or(u32::MAX, |t| {
+            let since = t.saturating_duration_since(epoch());
+            let secs = since.as_secs() + u64::from(since.subsec_nanos() > 0);
+            u32::try_from(secs).unwrap_or(u32::MAX - 1)
+        });
+        Self {
+            recorded: true,
+            generation: e.generation,
+            output: e.output,
+            recheck_after,
+        }
+    }
+
+    fn get(&self) -> Option<Enriched> {
+        self.recorded.then(|| Enriched {
+            generation: self.generation,
+            output: self.output.clone(),
+            recheck_after: (self.recheck_after != u32::MAX)
+                .then(|| epoch() + Duration::from_secs(u64::from(self.recheck_after))),
+        })
+    }
+}
+
+/// The process-wide origin of [`Memo`]'s recheck times.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
 /// Shared handle to a [`Series`].
 pub type SeriesRef = Arc<Series>;
 
@@ -138,8 +182,8 @@ impl Series {
             labels,
             hash,
             metric_type,
-            sendable: OnceLock::new(),
-            enriched: Mutex::new(None),
+            sendable: AtomicBool::new(false),
+            enriched: Mutex::default(),
             unchanged_at: AtomicU64::new(0),
             queue_hint: AtomicU32::new(u32::MAX),
             metadata,
@@ -184,20 +228,20 @@ impl Series {
     }
 
     /// The labels as remote write 1.0 `TimeSeries.labels` fields
-    /// ([`Labels::as_protobuf`]), or why they cannot be sent; `validate`
-    /// runs on first use only. Only the remote write encoders call this,
-    /// always with the same function.
+    /// ([`Labels::as_protobuf`]), or why they cannot be sent. `validate`
+    /// runs until it passes once: for a valid set on first use only, for an
+    /// invalid one (rare: an eBPF or relabeling bug) on every use, so the
+    /// series does not carry the error. Only the remote write encoders call
+    /// this, always with the same function.
     pub fn wire_labels(
         &self,
         validate: impl FnOnce(&Labels) -> Result<(), InvalidLabels>,
-    ) -> Result<&[u8], &InvalidLabels> {
-        match self
-            .sendable
-            .get_or_init(|| validate(&self.labels).map_err(Box::new))
-        {
-            Ok(()) => Ok(self.labels.as_protobuf()),
-            Err(e) => Err(e),
+    ) -> Result<&[u8], InvalidLabels> {
+        if !self.sendable.load(Ordering::Relaxed) {
+            validate(&self.labels)?;
+            self.sendable.store(true, Ordering::Relaxed);
         }
+        Ok(self.labels.as_protobuf())
     }
 
     /// The enrich stage's result if it was recorded at `generation`:
@@ -208,10 +252,7 @@ impl Series {
             return Some(None);
         }
         let memo = self.enriched.lock().unwrap_or_else(PoisonError::into_inner);
-        match &*memo {
-            Some(e) if e.generation == generation => Some(e.output.clone()),
-            _ => None,
-        }
+        (memo.recorded && memo.generation == generation).then(|| memo.output.clone())
     }
 
     /// The enrich stage's last recorded result, at whatever generation.
@@ -219,7 +260,7 @@ impl Series {
         self.enriched
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .get()
     }
 
     /// True when the enrich stage recorded at `generation` that the series
@@ -236,7 +277,7 @@ impl Series {
             Some(e) if e.output.is_none() => e.generation.wrapping_add(1),
             _ => 0,
         };
-        *self.enriched.lock().unwrap_or_else(PoisonError::into_inner) = memo;
+        *self.enriched.lock().unwrap_or_else(PoisonError::into_inner) = Memo::of(memo);
         self.unchanged_at.store(unchanged, Ordering::Release);
     }
 
@@ -350,6 +391,34 @@ pub trait SampleSink: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn series_fits_a_96_byte_allocation() {
+        // With Arc's two counters: one of jemalloc's 96-byte classes per series.
+        assert!(std::mem::size_of::<Series>() <= 80);
+    }
+
+    #[test]
+    fn recheck_times_round_up_to_whole_seconds() {
+        let s = Series::new(Labels::from_pairs([("__name__", "m")]), MetricType::Gauge);
+        let asked = Instant::now() + Duration::from_millis(5500);
+        s.set_enriched(Some(Enriched {
+            generation: 1,
+            output: None,
+            recheck_after: Some(asked),
+        }));
+        let got = s
+            .enriched_memo()
+            .and_then(|e| e.recheck_after)
+            .expect("recorded");
+        assert!(got >= asked && got < asked + Duration::from_secs(1));
+        s.set_enriched(Some(Enriched {
+            generation: 2,
+            output: None,
+            recheck_after: None,
+        }));
+        assert_eq!(s.enriched_memo().map(|e| e.recheck_after), Some(None));
+    }
 
     #[test]
     fn sample_stays_four_words() {

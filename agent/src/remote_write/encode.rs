@@ -131,7 +131,7 @@ impl Encoder {
                 Err(e) => {
                     invalid += 1;
                     if self.first_invalid.is_none() {
-                        self.first_invalid = Some(e.clone());
+                        self.first_invalid = Some(e);
                     }
                     continue;
                 }
