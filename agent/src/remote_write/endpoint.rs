@@ -18,7 +18,7 @@ use super::metrics::{DropReason, EndpointMetrics, Metrics};
 use super::negotiate::{Negotiator, REPROBE_AFTER};
 use super::queue::{MemoryQueue, Queue};
 use super::series::SeriesMapper;
-use super::shard::{self, Stop};
+use super::shard::{self, EncoderPool, Stop};
 use super::{EndpointStatus, RemoteWriteError};
 use crate::config::RemoteWriteConfig;
 use crate::http::HttpClient;
@@ -77,6 +77,7 @@ pub(crate) struct EndpointShared {
     pub(crate) queue: Arc<dyn Queue>,
     pub(crate) mapper: SeriesMapper,
     pub(crate) metrics: EndpointMetrics,
+    pub(crate) encoders: EncoderPool,
     /// Nanoseconds spent in successful requests (for dynamic sharding).
     pub(crate) busy_nanos: AtomicU64,
     /// Failed attempts so far (for dynamic sharding).
@@ -323,6 +324,7 @@ impl Endpoint {
             client,
             queue,
             metrics: endpoint_metrics,
+            encoders: EncoderPool::default(),
             busy_nanos: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             health: Mutex::default(),

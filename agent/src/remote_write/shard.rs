@@ -3,8 +3,8 @@
 //! flight at a time and a retried batch blocks the ones behind it, which is
 //! what keeps every series in timestamp order (spec 1.0 §Ordering).
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -37,22 +37,30 @@ enum Delivery {
     FallBack,
 }
 
-/// Both encoders of a shard.
+/// Both encoders, 1.0 and 2.0.
+#[derive(Default)]
 struct Encoders {
     v1: Encoder,
     v2: EncoderV2,
 }
 
-impl Encoders {
-    fn encode(
-        &mut self,
-        wire: Wire,
-        samples: &[crate::model::Sample],
-    ) -> Result<Encoded, EncodeError> {
-        match wire {
-            Wire::V1 => self.v1.encode(samples),
-            Wire::V2 => self.v2.encode(samples),
-        }
+/// The encoders of an endpoint's shards. An encoder keeps buffers the size
+/// of the largest request (~1 MB at 2000 samples); encoding is synchronous,
+/// so the shards share as many as encode at once (one per worker thread)
+/// instead of holding one each (up to `max_shards` during a backlog drain).
+#[derive(Default)]
+pub(crate) struct EncoderPool(Mutex<Vec<Encoders>>);
+
+impl EncoderPool {
+    fn encode(&self, wire: Wire, samples: &[crate::model::Sample]) -> Result<Encoded, EncodeError> {
+        let idle = || self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut encoders = idle().pop().unwrap_or_default();
+        let encoded = match wire {
+            Wire::V1 => encoders.v1.encode(samples),
+            Wire::V2 => encoders.v2.encode(samples),
+        };
+        idle().push(encoders);
+        encoded
     }
 }
 
@@ -88,10 +96,6 @@ pub(crate) async fn run(
     shard: usize,
     mut abandon: watch::Receiver<Stop>,
 ) {
-    let mut encoder = Encoders {
-        v1: Encoder::new(),
-        v2: EncoderV2::new(),
-    };
     let mut last_invalid_warn: Option<Instant> = None;
     let q = &shared.config.queue;
     loop {
@@ -110,15 +114,7 @@ pub(crate) async fn run(
             tracing::debug!(shard, "shard stopped: queue closed and drained");
             return;
         };
-        if deliver(
-            &shared,
-            &mut encoder,
-            &batch,
-            &mut abandon,
-            &mut last_invalid_warn,
-        )
-        .await
-        {
+        if deliver(&shared, &batch, &mut abandon, &mut last_invalid_warn).await {
             // Not acknowledged: the endpoint counts what is left (or it stays on disk).
             return;
         }
@@ -131,14 +127,13 @@ pub(crate) async fn run(
 /// message the endpoint negotiates. True when abandoned.
 async fn deliver(
     shared: &EndpointShared,
-    encoder: &mut Encoders,
     batch: &super::queue::Batch,
     abandon: &mut watch::Receiver<Stop>,
     last_invalid_warn: &mut Option<Instant>,
 ) -> bool {
     loop {
         let wire = shared.negotiator.wire();
-        let encoded = match encoder.encode(wire, &batch.samples) {
+        let encoded = match shared.encoders.encode(wire, &batch.samples) {
             Ok(encoded) => encoded,
             Err(e) => {
                 shared
