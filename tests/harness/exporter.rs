@@ -183,11 +183,13 @@ impl Drop for Exporter {
 }
 
 /// Serves HTTP/1.1 (keep-alive) on `listener` until the task is aborted, answering every
-/// request with `answer`; shared by the test exporter and the benchmark's synthetic one.
-pub(crate) async fn serve_http1<F, Fut>(listener: TcpListener, answer: F)
+/// request with `answer`; shared by the test exporter, the benchmark's synthetic one and
+/// the fault-injecting remote-write receiver.
+pub(crate) async fn serve_http1<F, Fut, E>(listener: TcpListener, answer: F)
 where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<Response<Full<Bytes>>, http::Error>> + Send + 'static,
+    Fut: Future<Output = Result<Response<Full<Bytes>>, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     loop {
         let Ok((stream, _)) = listener.accept().await else {

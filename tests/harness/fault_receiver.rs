@@ -11,11 +11,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use prost::Message;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+use crate::exporter::serve_http1;
 
 /// How the receiver answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,17 +91,9 @@ impl FaultReceiver {
             ..State::default()
         }));
         let st = Arc::clone(&state);
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let st = Arc::clone(&st);
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| handle(Arc::clone(&st), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
+        let task = tokio::spawn(serve_http1(listener, move |req| {
+            handle(Arc::clone(&st), req)
+        }));
         Ok(Self { addr, state, task })
     }
 

@@ -8,6 +8,7 @@
 //! skips locally but fails in CI (`CI=true` or `CROWSNEST_TEST_REQUIRE_DEPS=1`).
 
 pub mod agent;
+pub mod backend;
 pub mod compare;
 pub mod deps;
 pub mod deps_table;

@@ -1,14 +1,15 @@
 //! A real Prometheus server: remote-write receiver, scraper and query API.
 
-use std::ops::Deref;
+use std::ops::{Deref, DerefMut};
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde_json::json;
 
+use crate::backend::Backend;
 use crate::deps::PROMETHEUS_BIN;
-use crate::instance::{Instance, READY_TIMEOUT};
+use crate::instance::Instance;
 use crate::ports::with_free_port;
 use crate::prom_api::PromApi;
 
@@ -66,11 +67,10 @@ impl PrometheusConfig {
 }
 
 /// A running Prometheus on 127.0.0.1 with its own data directory; stopped on drop.
-/// Derefs to [`PromApi`] for queries.
+/// Derefs to [`Backend`] (remote-write URL, process) and through it to [`PromApi`].
 #[derive(Debug)]
 pub struct Prometheus {
-    api: PromApi,
-    instance: Instance,
+    backend: Backend,
 }
 
 impl Prometheus {
@@ -105,36 +105,23 @@ impl Prometheus {
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--web.enable-remote-write-receiver");
-        let mut instance = Instance::start("prometheus", dir, &mut command)?;
         let api = PromApi::new(&format!("http://127.0.0.1:{port}"));
-        let ready = format!("{}/-/ready", api.base_url());
-        instance
-            .wait_http_ok(api.http(), &ready, READY_TIMEOUT)
-            .await?;
-        Ok(Self { api, instance })
-    }
-
-    /// Where remote write requests go.
-    pub fn remote_write_url(&self) -> String {
-        format!("{}/api/v1/write", self.api.base_url())
-    }
-
-    /// The query client.
-    pub fn api(&self) -> &PromApi {
-        &self.api
-    }
-
-    /// The process and its directory (log file, config, data).
-    pub fn instance(&mut self) -> &mut Instance {
-        &mut self.instance
+        let backend = Backend::start("prometheus", dir, &mut command, api, "/-/ready").await?;
+        Ok(Self { backend })
     }
 }
 
 impl Deref for Prometheus {
-    type Target = PromApi;
+    type Target = Backend;
 
-    fn deref(&self) -> &PromApi {
-        &self.api
+    fn deref(&self) -> &Backend {
+        &self.backend
+    }
+}
+
+impl DerefMut for Prometheus {
+    fn deref_mut(&mut self) -> &mut Backend {
+        &mut self.backend
     }
 }
 

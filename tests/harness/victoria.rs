@@ -1,14 +1,15 @@
 //! A real VictoriaMetrics single-node server: remote-write receiver and query API.
 
-use std::ops::Deref;
+use std::ops::{Deref, DerefMut};
 use std::process::Command;
 use std::sync::OnceLock;
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
+use crate::backend::Backend;
 use crate::deps::VICTORIA_METRICS_BIN;
-use crate::instance::{Instance, READY_TIMEOUT};
+use crate::instance::Instance;
 use crate::ports::with_free_port;
 use crate::prom_api::{LabelSet, PromApi};
 
@@ -28,11 +29,10 @@ pub struct ExportedSeries {
 }
 
 /// A running VictoriaMetrics on 127.0.0.1 with its own storage directory; stopped on drop.
-/// Derefs to [`PromApi`] for queries.
+/// Derefs to [`Backend`] (remote-write URL, process) and through it to [`PromApi`].
 #[derive(Debug)]
 pub struct VictoriaMetrics {
-    api: PromApi,
-    instance: Instance,
+    backend: Backend,
 }
 
 impl VictoriaMetrics {
@@ -74,24 +74,10 @@ impl VictoriaMetrics {
             command.arg("-inmemoryDataFlushInterval=1s");
         }
         command.args(extra);
-        let mut instance = Instance::start("victoria-metrics", dir, &mut command)?;
         let api = PromApi::new(&format!("http://127.0.0.1:{port}"))
             .flush_before_reads("/internal/force_flush");
-        let health = format!("{}/health", api.base_url());
-        instance
-            .wait_http_ok(api.http(), &health, READY_TIMEOUT)
-            .await?;
-        Ok(Self { api, instance })
-    }
-
-    /// Where remote write requests go.
-    pub fn remote_write_url(&self) -> String {
-        format!("{}/api/v1/write", self.api.base_url())
-    }
-
-    /// The query client.
-    pub fn api(&self) -> &PromApi {
-        &self.api
+        let backend = Backend::start("victoria-metrics", dir, &mut command, api, "/health").await?;
+        Ok(Self { backend })
     }
 
     /// Raw samples of every series matching `matcher`, from `/api/v1/export`: exact values
@@ -100,28 +86,29 @@ impl VictoriaMetrics {
     /// # Errors
     /// On HTTP failure, a non-200 status or an undecodable line.
     pub async fn export(&self, matcher: &str) -> Result<Vec<ExportedSeries>> {
-        self.api.flush().await?;
+        self.api().flush().await?;
         let url = self
-            .api
+            .api()
             .url("/api/v1/export", &[("match[]", matcher.to_owned())]);
-        let response = self.api.http().get(&url).await?;
+        let response = self.api().http().get(&url).await?;
         if response.status != 200 {
             bail!("GET {url}: status {}: {}", response.status, response.text());
         }
         parse_export(&response.text()).with_context(|| format!("GET {url}"))
     }
-
-    /// The process and its directory (log file, data).
-    pub fn instance(&mut self) -> &mut Instance {
-        &mut self.instance
-    }
 }
 
 impl Deref for VictoriaMetrics {
-    type Target = PromApi;
+    type Target = Backend;
 
-    fn deref(&self) -> &PromApi {
-        &self.api
+    fn deref(&self) -> &Backend {
+        &self.backend
+    }
+}
+
+impl DerefMut for VictoriaMetrics {
+    fn deref_mut(&mut self) -> &mut Backend {
+        &mut self.backend
     }
 }
 
