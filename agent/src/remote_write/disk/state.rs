@@ -133,7 +133,9 @@ pub(crate) struct State {
     position_dirty: bool,
     /// The position was written since the last fsync.
     pub(crate) position_unsynced: bool,
-    position: PositionFile,
+    /// `None` while the file cannot be created (a full disk): the queue
+    /// runs on, and every store tries again, as a failing write would.
+    position: Option<PositionFile>,
     pub(crate) pending: u64,
     pub(crate) losses: Losses,
 }
@@ -176,7 +178,9 @@ impl State {
             rec.start
         };
         let shards = shards.max(1);
-        let position = PositionFile::create(&dir, start)?;
+        let position = PositionFile::create(&dir, start)
+            .inspect_err(|e| tracing::error!(dir = %dir.display(), error = %e, "cannot create the queue position file; trying again on every acknowledgement"))
+            .ok();
         Ok(Self {
             dir,
             segment_size: segment_size.max(1),
@@ -207,7 +211,7 @@ impl State {
             acked_to: vec![None; shards],
             skip: None,
             committed: start,
-            position_dirty: false,
+            position_dirty: position.is_none(),
             position_unsynced: false,
             position,
             pending: rec.pending(),
@@ -475,7 +479,12 @@ impl State {
     /// process crash; the flusher makes it durable).
     pub(crate) fn store_position(&mut self) {
         if self.position_dirty {
-            match self.position.store(self.committed) {
+            let stored = if let Some(file) = &mut self.position {
+                file.store(self.committed)
+            } else {
+                PositionFile::create(&self.dir, self.committed).map(|f| self.position = Some(f))
+            };
+            match stored {
                 Ok(()) => {
                     self.position_dirty = false;
                     self.position_unsynced = true;
@@ -487,7 +496,10 @@ impl State {
 
     /// A handle to fsync the position file outside the lock.
     pub(crate) fn position_handle(&self) -> io::Result<File> {
-        self.position.handle()
+        self.position
+            .as_ref()
+            .ok_or_else(|| io::Error::other("the position file was never created"))?
+            .handle()
     }
 
     /// A handle to fsync outside the lock.

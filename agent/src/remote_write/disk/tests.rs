@@ -126,6 +126,32 @@ fn a_directory_is_used_by_one_queue_at_a_time() {
 }
 
 #[tokio::test]
+async fn a_position_file_that_cannot_be_created_does_not_stop_the_queue() {
+    let dir = tempfile::tempdir().expect("dir");
+    // A directory where the file belongs: creating it fails, as on a full disk.
+    let blocker = dir.path().join("position");
+    std::fs::create_dir(&blocker).expect("dir");
+    let o = opts(dir.path(), 1);
+    let (q, _) = open(&o);
+    for ts in 0..3 {
+        q.append(&batch(10, ts));
+    }
+    let b = q.next_batch(0, 10, Duration::ZERO).await.expect("batch");
+    q.ack(&b);
+    // Once the file can be created, the next acknowledgement stores the position.
+    std::fs::remove_dir(&blocker).expect("rm");
+    let b = q.next_batch(0, 10, Duration::ZERO).await.expect("batch");
+    q.ack(&b);
+    q.crash();
+    let (q, _) = open(&o);
+    assert_eq!(
+        q.len(),
+        10,
+        "the two acknowledged records are not sent again"
+    );
+}
+
+#[tokio::test]
 async fn crash_replays_exactly_the_unacknowledged_samples() {
     let dir = tempfile::tempdir().expect("dir");
     let o = opts(dir.path(), 1);
