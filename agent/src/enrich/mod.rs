@@ -39,7 +39,7 @@ use prometheus_client::registry::Registry;
 pub use labels::{LabelPlan, Resolution, names, sanitize};
 
 use crate::kube::{PodStore, Synced};
-use crate::model::{Enriched, Sample, SampleSink, SeriesRef, stale_nan};
+use crate::model::{Enriched, Labels, Sample, SampleSink, SeriesRef, stale_nan};
 
 /// How often held samples are re-checked and idle map entries dropped.
 const TICK: Duration = Duration::from_millis(250);
@@ -145,6 +145,28 @@ struct Entry {
     last_seen: Instant,
     /// When the entry was last resolved.
     checked: Instant,
+}
+
+impl Entry {
+    /// A series found waiting for its pod at `now`.
+    fn waiting(
+        input: &SeriesRef,
+        output: SeriesRef,
+        generation: u64,
+        hold_until: Option<Instant>,
+        now: Instant,
+    ) -> Self {
+        Self {
+            input: input.clone(),
+            output,
+            resolution: Resolution::Waiting,
+            generation,
+            hold_until,
+            first_seen: now,
+            last_seen: now,
+            checked: now,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -284,29 +306,19 @@ impl Inner {
                 return;
             }
             let (labels, resolution) = self.plan.enrich(&self.store, s.series.labels());
-            let output = if labels == *s.series.labels() {
-                s.series.clone()
-            } else {
-                s.series.relabeled(labels)
-            };
+            let output = becomes(&s.series, labels);
             if resolution != Resolution::Waiting {
-                settle(&s.series, &output, resolution, generation, now);
+                settle(
+                    &s.series,
+                    &output,
+                    generation,
+                    recheck_from(resolution, now),
+                );
                 out.push(s.with_series(output));
                 return;
             }
-            st.waiting.insert(
-                key,
-                Entry {
-                    input: s.series.clone(),
-                    output,
-                    resolution,
-                    generation,
-                    hold_until: self.hold.deadline(now),
-                    first_seen: now,
-                    last_seen: now,
-                    checked: now,
-                },
-            );
+            let entry = Entry::waiting(&s.series, output, generation, self.hold.deadline(now), now);
+            st.waiting.insert(key, entry);
             self.count_waiting(st);
         }
         let holding = {
@@ -350,13 +362,8 @@ impl Inner {
             && let Some(entry) = st.waiting.remove(&key)
         {
             // Settled: the result moves onto the series, the entry goes.
-            settle(
-                &s.series,
-                &entry.output,
-                entry.resolution,
-                generation,
-                entry.checked,
-            );
+            let recheck_after = recheck_from(entry.resolution, entry.checked);
+            settle(&s.series, &entry.output, generation, recheck_after);
             self.count_waiting(st);
         }
         out.push(s.with_series(output));
@@ -385,30 +392,15 @@ impl Inner {
                 // Waiting again (its pod went away): back to the map, not
                 // held, since the series was already being sent.
                 s.series.set_enriched(None);
-                st.waiting.insert(
-                    s.series.hash(),
-                    Entry {
-                        input: s.series.clone(),
-                        output: output.clone(),
-                        resolution,
-                        generation,
-                        hold_until: None,
-                        first_seen: now,
-                        last_seen: now,
-                        checked: now,
-                    },
-                );
+                let entry = Entry::waiting(&s.series, output.clone(), generation, None, now);
+                st.waiting.insert(s.series.hash(), entry);
                 self.count_waiting(st);
                 out.push(s.with_series(output));
                 return;
             }
             recheck_after = recheck_from(resolution, now);
         }
-        s.series.set_enriched(Some(Enriched {
-            generation,
-            output: (!Arc::ptr_eq(&output, &s.series)).then(|| output.clone()),
-            recheck_after,
-        }));
+        settle(&s.series, &output, generation, recheck_after);
         out.push(s.with_series(output));
     }
 
@@ -451,12 +443,7 @@ impl Inner {
         if sent {
             out.push(Sample::new(current.clone(), timestamp_ms, stale_nan()));
         }
-        let output = if labels == *input.labels() {
-            input.clone()
-        } else {
-            input.relabeled(labels)
-        };
-        (output, resolution)
+        (becomes(input, labels), resolution)
     }
 
     /// Sends held samples whose series resolved or whose hold expired (all
@@ -515,28 +502,31 @@ impl Inner {
     }
 }
 
-/// Records a settled result on the series (see [`Enriched`]); `checked` is
-/// when it was resolved.
-fn settle(
-    series: &SeriesRef,
-    output: &SeriesRef,
-    resolution: Resolution,
-    generation: u64,
-    checked: Instant,
-) {
+/// Records a settled result on the series (see [`Enriched`]).
+fn settle(series: &SeriesRef, output: &SeriesRef, generation: u64, recheck_after: Option<Instant>) {
     series.set_enriched(Some(Enriched {
         generation,
         output: (!Arc::ptr_eq(output, series)).then(|| output.clone()),
-        recheck_after: recheck_from(resolution, checked),
+        recheck_after,
     }));
 }
 
 /// When a result resolved at `checked` may be looked at again: a complete
-/// one never, an unrelated one after [`RECHECK_UNRELATED`].
+/// one never, any other after [`RECHECK_UNRELATED`] (only unrelated series
+/// settle with an incomplete result).
 fn recheck_from(resolution: Resolution, checked: Instant) -> Option<Instant> {
     match resolution {
         Resolution::Complete => None,
-        Resolution::Waiting => Some(checked),
-        Resolution::Unrelated => Some(checked + RECHECK_UNRELATED),
+        Resolution::Waiting | Resolution::Unrelated => Some(checked + RECHECK_UNRELATED),
+    }
+}
+
+/// What `input` becomes under the enriched `labels`: itself when they did
+/// not change, so the output shares the input's `Arc`.
+fn becomes(input: &SeriesRef, labels: Labels) -> SeriesRef {
+    if labels == *input.labels() {
+        input.clone()
+    } else {
+        input.relabeled(labels)
     }
 }
