@@ -117,7 +117,7 @@ pub struct Enriched {
     pub recheck_after: Option<Instant>,
 }
 
-/// [`Enriched`] as a series stores it: 24 bytes instead of 40, since every
+/// [`Enriched`] as a series stores it: 24 bytes instead of 32, since every
 /// series carries one (the recheck time in whole seconds of [`epoch`]).
 #[derive(Debug, Default)]
 struct Memo {

@@ -126,7 +126,9 @@ impl Inner {
             let mut st = self.lock();
             st.store_position();
             let data = std::mem::take(&mut st.dirty).then(|| st.active_handle());
-            let position = std::mem::take(&mut st.position_unsynced).then(|| st.position_handle());
+            let position = std::mem::take(&mut st.position_unsynced)
+                .then(|| st.position_handle())
+                .flatten();
             let dir = std::mem::take(&mut st.dir_dirty).then(|| st.dir.clone());
             (data, position, dir)
         };

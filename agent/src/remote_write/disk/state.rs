@@ -495,11 +495,8 @@ impl State {
     }
 
     /// A handle to fsync the position file outside the lock.
-    pub(crate) fn position_handle(&self) -> io::Result<File> {
-        self.position
-            .as_ref()
-            .ok_or_else(|| io::Error::other("the position file was never created"))?
-            .handle()
+    pub(crate) fn position_handle(&self) -> Option<io::Result<File>> {
+        self.position.as_ref().map(PositionFile::handle)
     }
 
     /// A handle to fsync outside the lock.

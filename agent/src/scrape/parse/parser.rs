@@ -336,7 +336,7 @@ impl<'a> Parser<'a> {
         if let Some(end) = self.known_series(known) {
             // The series text is one this target sent before: skip its labels.
             name = Some(Cow::Borrowed(
-                self.src.name(start, metric_name_end(body, start).min(end)),
+                self.src.name(start, metric_name_end(body, start)),
             ));
             self.labels.clear();
             labels_parsed = false;
