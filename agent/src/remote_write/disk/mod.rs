@@ -104,8 +104,18 @@ impl Inner {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Wakes every consumer: for changes any of them may act on (closing,
+    /// resharding, a rewind, new settings).
     fn wake_all(&self) {
-        for n in &self.ready {
+        self.wake(self.ready.len());
+    }
+
+    /// Wakes the consumers of the first `shards` shards. New data only
+    /// concerns the shards in use: waking all `max_shards` consumers (50 by
+    /// default) on every append and acknowledgement made each of them take
+    /// the lock for nothing, thousands of times a second.
+    fn wake(&self, shards: usize) {
+        for n in self.ready.iter().take(shards) {
             n.notify_one();
         }
     }
@@ -335,12 +345,13 @@ impl Queue for DiskQueue {
             out.closed = samples.len();
             return out;
         }
-        {
+        let active = {
             let mut st = self.inner.lock();
             out.accepted = st.append(samples);
             self.inner.report(&mut st);
-        }
-        self.inner.wake_all();
+            st.shards
+        };
+        self.inner.wake(active);
         out
     }
 
@@ -357,7 +368,7 @@ impl Queue for DiskQueue {
             wait_for_batch(ready, linger, |due| {
                 let mut st = inner.lock();
                 if st.pump() {
-                    inner.wake_all();
+                    inner.wake(st.shards);
                 }
                 inner.report(&mut st);
                 st.store_position();
@@ -395,15 +406,20 @@ impl Queue for DiskQueue {
     }
 
     fn ack(&self, batch: &Batch) {
-        {
+        let resharding = {
             let mut st = self.inner.lock();
             for &(record, n) in &batch.records {
                 st.ack(batch.shard, record, n);
             }
             st.advance();
             st.store_position();
+            st.resharding()
+        };
+        // A shard change waits for the last acknowledgement; otherwise the
+        // acknowledging consumer looks again itself, and pumps for the rest.
+        if resharding {
+            self.inner.wake_all();
         }
-        self.inner.wake_all();
     }
 
     fn rewind(&self) {
