@@ -7,7 +7,9 @@
 //! share the log, so a backlog and fresh data are sent in exactly the order
 //! they were collected, and memory is bounded by the windows (not the
 //! backlog). The reader position advances only over a prefix of records
-//! whose samples were all acknowledged.
+//! whose samples were all acknowledged. The newest records are also kept in
+//! memory (bounded), so a reader that keeps up deals them without reading
+//! the file back; the file is what a restart or a lagging reader uses.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -82,6 +84,17 @@ pub(crate) struct Skip {
     last: u64,
 }
 
+/// A record this process just wrote, its samples still in memory: a reader
+/// that keeps up deals them as they are, instead of reading the record back
+/// and decoding it (a read, a checksum and a table lookup per sample).
+pub(crate) struct Fresh {
+    /// Where the record's frames start (the series it defines, then its samples).
+    pub(crate) start: Position,
+    /// Where they end, in the same segment.
+    pub(crate) end: u64,
+    pub(crate) samples: Vec<Sample>,
+}
+
 /// One sample waiting in a shard window, with the record it came from.
 pub(crate) struct Windowed {
     pub(crate) sample: Sample,
@@ -108,6 +121,13 @@ pub(crate) struct State {
     payload: Vec<u8>,
     /// Bytes of series definitions in the active segment.
     defined: u64,
+    /// Records just written, oldest first, at most `window` samples in all
+    /// (older ones are read from disk like any record).
+    fresh: VecDeque<Fresh>,
+    fresh_samples: usize,
+    /// A write to the active segment failed part way: its offsets no longer
+    /// match the file, so nothing in it is kept as fresh.
+    torn_active: bool,
     pub(crate) dirty: bool,
     pub(crate) dir_dirty: bool,
     // Reader.
@@ -194,6 +214,9 @@ impl State {
             buf: Vec::new(),
             payload: Vec::new(),
             defined: 0,
+            fresh: VecDeque::new(),
+            fresh_samples: 0,
+            torn_active: false,
             dirty: false,
             dir_dirty: true,
             cursor: Position {
@@ -275,11 +298,21 @@ impl State {
             // table keeps the old ones, so ids and table stay in step).
             self.ids.clear();
             self.collided.clear();
+            self.torn_active = true;
             let _ = self.roll();
             return Err(e);
         }
         self.dirty = true;
         self.pending += chunk.len() as u64;
+        if let Some(seg) = self.segments.back()
+            && !self.torn_active
+        {
+            let start = Position {
+                segment: seg.seq,
+                offset: seg.bytes,
+            };
+            self.keep_fresh(start, chunk);
+        }
         if let Some(seg) = self.segments.back_mut() {
             seg.bytes += self.buf.len() as u64;
             seg.samples += chunk.len() as u64;
@@ -352,6 +385,27 @@ impl State {
             .min((self.budget / 2).max(self.segment_size))
     }
 
+    /// Keeps the record just written at `start` (in `buf`) in memory for
+    /// the reader, within the bound.
+    fn keep_fresh(&mut self, start: Position, samples: &[Sample]) {
+        self.fresh_samples += samples.len();
+        self.fresh.push_back(Fresh {
+            start,
+            end: start.offset + self.buf.len() as u64,
+            samples: samples.to_vec(),
+        });
+        while self.fresh_samples > self.window.max(RECORD_SAMPLES) {
+            self.pop_fresh();
+        }
+    }
+
+    /// The oldest fresh record, taken out.
+    fn pop_fresh(&mut self) -> Option<Fresh> {
+        let f = self.fresh.pop_front()?;
+        self.fresh_samples -= f.samples.len();
+        Some(f)
+    }
+
     /// Starts a new active segment.
     fn roll(&mut self) -> io::Result<()> {
         let seq = self.segments.back().map_or(1, |s| s.seq + 1);
@@ -359,6 +413,7 @@ impl State {
         // The finished segment is made durable now; later fsyncs only touch the active one.
         self.active.sync_data()?;
         self.active = file;
+        self.torn_active = false;
         self.defined = 0;
         self.ids.clear();
         self.collided.clear();

@@ -115,6 +115,86 @@ async fn delivers_everything_in_per_series_order_and_survives_restart_empty() {
     assert!(segment::list(dir.path()).expect("list").len() <= 2);
 }
 
+/// Overwrites the first `len` bytes of every segment with zeros.
+fn zero_segments(dir: &Path, len: u64) {
+    use std::os::unix::fs::FileExt;
+    for seq in segment::list(dir).expect("list") {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(segment::path(dir, seq))
+            .expect("open segment");
+        let n = len.min(f.metadata().expect("stat").len());
+        f.write_all_at(&vec![0; n as usize], 0).expect("zero");
+    }
+}
+
+fn segment_bytes(dir: &Path) -> u64 {
+    segment::list(dir)
+        .expect("list")
+        .iter()
+        .map(|&seq| std::fs::metadata(segment::path(dir, seq)).map_or(0, |m| m.len()))
+        .sum()
+}
+
+#[tokio::test]
+async fn records_just_written_are_dealt_from_memory_without_reading_them_back() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (q, seen) = open(&opts(dir.path(), 2));
+    for ts in 0..50 {
+        q.append(&batch(20, ts));
+    }
+    // The file is ruined before the reader gets to it: what it deals can
+    // only have come from memory.
+    zero_segments(dir.path(), u64::MAX);
+    let m = per_series(&take(&q, true, 64).await);
+    assert_eq!(m.len(), 20);
+    for ts in m.values() {
+        assert_eq!(*ts, (0..50).collect::<Vec<_>>());
+    }
+    assert_eq!(*seen.lock().expect("lock"), Losses::default());
+}
+
+#[tokio::test]
+async fn a_backlog_beyond_the_memory_bound_is_read_from_disk() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut o = opts(dir.path(), 1);
+    o.window = 10;
+    let (q, _) = open(&o);
+    // Five records of 2000; memory keeps the newest that fit in
+    // RECORD_SAMPLES (the last two), the rest only the file has.
+    let mut older = 0;
+    for ts in 0..5 {
+        q.append(&batch(2000, ts));
+        if ts == 2 {
+            older = segment_bytes(dir.path());
+        }
+    }
+    // Ruin exactly the three older records: the reader has to read them
+    // from the file (and finds nothing there), while the two in memory
+    // are still dealt.
+    zero_segments(dir.path(), older);
+    let m = per_series(&take(&q, true, 500).await);
+    assert_eq!(m.len(), 2000);
+    for ts in m.values() {
+        assert_eq!(*ts, vec![3, 4]);
+    }
+
+    // Undamaged, the same backlog arrives whole and in order.
+    let dir = tempfile::tempdir().expect("dir");
+    o.dir = dir.path().to_path_buf();
+    let (q, seen) = open(&o);
+    for ts in 0..5 {
+        q.append(&batch(2000, ts));
+    }
+    let m = per_series(&take(&q, true, 500).await);
+    assert_eq!(m.len(), 2000);
+    for ts in m.values() {
+        assert_eq!(*ts, (0..5).collect::<Vec<_>>());
+    }
+    assert_eq!(*seen.lock().expect("lock"), Losses::default());
+    assert_eq!(q.len(), 0);
+}
+
 #[test]
 fn a_directory_is_used_by_one_queue_at_a_time() {
     let dir = tempfile::tempdir().expect("dir");

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::super::position::Position;
 use super::super::record::{self, Payload};
 use super::super::segment::{self, Item};
-use super::{ITEMS_PER_PUMP, READ_PER_PUMP, Rec, Skip, State, Windowed, reach_over};
+use super::{Fresh, ITEMS_PER_PUMP, READ_PER_PUMP, Rec, Skip, State, Windowed, reach_over};
 use crate::model::{Sample, Series};
 
 impl State {
@@ -109,6 +109,17 @@ impl State {
             }
             return Ok(None);
         }
+        let replayed = self.cursor < self.skip_to;
+        // The record the writer just wrote, still in memory: dealt as is.
+        if !replayed && let Some(fresh) = self.take_fresh() {
+            let end = Position {
+                segment: self.cursor.segment,
+                offset: fresh.end,
+            };
+            self.cursor = end;
+            let dealt = self.deal(fresh.samples);
+            return Ok(Some(self.close_record(idx, end, dealt)));
+        }
         if self.reader.is_none() {
             self.reader = Some(File::open(segment::path(&self.dir, self.cursor.segment))?);
         }
@@ -118,7 +129,6 @@ impl State {
         let Some(item) = segment::read_item(file, self.cursor.offset, limit)? else {
             return Ok(None);
         };
-        let replayed = self.cursor < self.skip_to;
         let (end, lost, payload) = match item {
             Item::Record {
                 end,
@@ -133,14 +143,13 @@ impl State {
             offset: end,
         };
         self.cursor = end;
-        // The id this item gets in `records` (every non-replayed item gets one).
-        let record = self.first_record + self.records.len() as u64;
-        let mut placed = 0u32;
-        let mut skipped = 0u32;
-        let mut missing = if payload.is_some() {
-            0
-        } else {
-            u64::from(lost)
+        let mut dealt = Dealt {
+            missing: if payload.is_some() {
+                0
+            } else {
+                u64::from(lost)
+            },
+            ..Dealt::default()
         };
         // A segment this process is writing (or wrote last) has its series
         // in the writer's table: no need to decode their label sets.
@@ -161,70 +170,101 @@ impl State {
                     .insert(id, Series::with_metadata(labels, metric_type, metadata));
             }
             Some(Some(Payload::Samples(samples))) if !replayed => {
-                let mut skipping = self.skip.as_ref().map(|s| {
-                    let nth = record.wrapping_sub(s.base);
-                    // Per old shard: how many of its samples in this record to skip.
-                    let quota: Vec<u32> = s
-                        .acked
-                        .iter()
-                        .map(|a| match *a {
-                            Some((r, _)) if nth < r => u32::MAX,
-                            Some((r, n)) if nth == r => n,
-                            _ => 0,
-                        })
-                        .collect();
-                    (s.shards, quota)
-                });
+                let mut found = Vec::with_capacity(samples.len());
                 for r in samples {
                     let series = match table {
                         Some(t) => t.get(r.id as usize),
                         None => self.series.get(&r.id),
                     };
                     let Some(series) = series else {
-                        missing += 1;
+                        dealt.missing += 1;
                         continue;
                     };
-                    let shard = (series.hash() % self.shards as u64) as usize;
-                    if let Some((old_shards, quota)) = &mut skipping
-                        && let Some(q) =
-                            quota.get_mut((series.hash() % *old_shards as u64) as usize)
-                        && *q > 0
-                    {
-                        *q -= 1;
-                        skipped += 1;
-                        // Under the same shard count the skipped samples are a
-                        // prefix of the shard's share, as if acknowledged now:
-                        // a later rewind then covers them too.
-                        if *old_shards == self.shards
-                            && let Some(to) = self.acked_to.get_mut(shard)
-                        {
-                            reach_over(to, record, 1);
-                        }
-                        continue;
-                    }
-                    if let Some(w) = self.windows.get_mut(shard) {
-                        w.push_back(Windowed {
-                            sample: Sample {
-                                series: Arc::clone(series),
-                                timestamp_ms: r.timestamp_ms,
-                                value: r.value,
-                                extra: r.extra,
-                            },
-                            record,
-                        });
-                        placed += 1;
-                    }
+                    found.push(Sample {
+                        series: Arc::clone(series),
+                        timestamp_ms: r.timestamp_ms,
+                        value: r.value,
+                        extra: r.extra,
+                    });
                 }
+                dealt = Dealt {
+                    missing: dealt.missing,
+                    ..self.deal(found)
+                };
             }
             Some(Some(Payload::Samples(_))) => {}
-            // Checksum matched but the payload does not decode: count the header's samples.
             // Checksummed yet undecodable (never written by us): the header's count is lost.
-            Some(None) => missing += u64::from(lost),
+            Some(None) => dealt.missing += u64::from(lost),
             None => {}
         }
         if replayed {
             return Ok(Some(false));
         }
+        Ok(Some(self.close_record(idx, end, dealt)))
+    }
+
+    /// Deals the samples of the next record to the shard windows by series
+    /// hash, skipping what was acknowledged before a rewind.
+    fn deal(&mut self, samples: Vec<Sample>) -> Dealt {
+        let record = self.next_record();
+        let mut dealt = Dealt::default();
+        // After a rewind: the old shard count, and per old shard how many
+        // of its samples in this record to skip.
+        let mut skipping = self.skip.as_ref().map(|s| {
+            let nth = record.wrapping_sub(s.base);
+            let quota: Vec<u32> = s
+                .acked
+                .iter()
+                .map(|a| match *a {
+                    Some((r, _)) if nth < r => u32::MAX,
+                    Some((r, n)) if nth == r => n,
+                    _ => 0,
+                })
+                .collect();
+            (s.shards, quota)
+        });
+        for sample in samples {
+            let hash = sample.series.hash();
+            let shard = (hash % self.shards as u64) as usize;
+            if let Some((old_shards, quota)) = &mut skipping
+                && let Some(q) = quota.get_mut((hash % *old_shards as u64) as usize)
+                && *q > 0
+            {
+                *q -= 1;
+                dealt.skipped += 1;
+                // Under the same shard count the skipped samples are a
+                // prefix of the shard's share, as if acknowledged now: a
+                // later rewind then covers them too.
+                if *old_shards == self.shards
+                    && let Some(to) = self.acked_to.get_mut(shard)
+                {
+                    reach_over(to, record, 1);
+                }
+                continue;
+            }
+            if let Some(w) = self.windows.get_mut(shard) {
+                w.push_back(Windowed { sample, record });
+                dealt.placed += 1;
+            }
+        }
+        dealt
+    }
+
+    /// The id the next record read gets in `records` (every record read
+    /// past `skip_to` gets one).
+    fn next_record(&self) -> u64 {
+        self.first_record + self.records.len() as u64
+    }
+
+    /// Accounts for a record read past `skip_to` whose samples were dealt
+    /// (segment `idx`, ending at `end`); true when anything was placed.
+    fn close_record(&mut self, idx: usize, end: Position, dealt: Dealt) -> bool {
+        let Dealt {
+            placed,
+            skipped,
+            missing,
+        } = dealt;
+        let record = self.next_record();
         if missing > 0 {
             self.losses.corrupt += missing;
             self.pending = self.pending.saturating_sub(missing);
@@ -254,7 +294,21 @@ impl State {
             remaining: placed,
             skipped,
         });
-        Ok(Some(placed > 0))
+        placed > 0
+    }
+
+    /// The record the writer just wrote at the cursor, if it is still in
+    /// memory; records the cursor has passed (read from disk after a lag or
+    /// a rewind) are dropped on the way.
+    fn take_fresh(&mut self) -> Option<Fresh> {
+        while self.fresh.front().is_some_and(|f| f.start < self.cursor) {
+            self.pop_fresh();
+        }
+        if self.fresh.front()?.start == self.cursor {
+            self.pop_fresh()
+        } else {
+            None
+        }
     }
 
     /// Forgets what was dealt but not acknowledged and reads it again from
@@ -301,4 +355,15 @@ impl State {
         self.series.clear();
         self.prune_tables();
     }
+}
+
+/// What became of the samples of one record.
+#[derive(Default)]
+struct Dealt {
+    /// Placed in a shard window.
+    placed: u32,
+    /// Not placed: acknowledged before a rewind.
+    skipped: u32,
+    /// Lost: damaged, or their series record is.
+    missing: u64,
 }
