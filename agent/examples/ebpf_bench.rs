@@ -27,7 +27,7 @@ use prometheus_client::registry::Registry;
 struct CountingSink(AtomicU64);
 
 impl SampleSink for CountingSink {
-    fn append(&self, samples: &[Sample]) {
+    fn append(&self, samples: Vec<Sample>) {
         self.0.fetch_add(samples.len() as u64, Ordering::Relaxed);
     }
 }

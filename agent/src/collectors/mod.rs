@@ -200,7 +200,7 @@ impl Collectors {
                     let (entries, resolver) = (entries.clone(), resolver.clone());
                     let read = tokio::task::spawn_blocking(move || read_all(&entries, &resolver));
                     match read.await {
-                        Ok(samples) if !samples.is_empty() => sink.append(&samples),
+                        Ok(samples) if !samples.is_empty() => sink.append(samples),
                         Ok(_) => {}
                         Err(err) => warn!(error = %err, "collector read task failed"),
                     }
@@ -215,7 +215,7 @@ impl Collectors {
     pub fn collect_now(&self) {
         let samples = read_all(&self.entries, &self.resolver);
         if !samples.is_empty() {
-            self.sink.append(&samples);
+            self.sink.append(samples);
         }
     }
 

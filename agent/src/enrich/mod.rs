@@ -234,12 +234,12 @@ impl Enricher {
         let mut st = self.inner.lock();
         let mut out = Vec::new();
         self.inner.release(&mut st, Instant::now(), true, &mut out);
-        self.inner.next.append(&out);
+        self.inner.next.append(out);
     }
 }
 
 impl SampleSink for Enricher {
-    fn append(&self, samples: &[Sample]) {
+    fn append(&self, samples: Vec<Sample>) {
         let inner = &self.inner;
         let generation = inner.store.generation();
         // The usual case: every series passes unchanged at this generation,
@@ -277,7 +277,7 @@ impl SampleSink for Enricher {
                 .held
                 .set(i64::try_from(st.held.len()).unwrap_or(i64::MAX));
         }
-        inner.next.append(&out);
+        inner.next.append(out);
         drop(locked);
     }
 }
@@ -498,7 +498,7 @@ impl Inner {
             });
             self.count_waiting(&st);
         }
-        self.next.append(&out);
+        self.next.append(out);
     }
 }
 

@@ -14,8 +14,8 @@ const UID_: &str = "0f1e2d3c_4b5a_6978_8796_a5b4c3d2e1f0";
 struct Capture(Mutex<Vec<Sample>>);
 
 impl SampleSink for Capture {
-    fn append(&self, samples: &[Sample]) {
-        self.0.lock().unwrap().extend_from_slice(samples);
+    fn append(&self, samples: Vec<Sample>) {
+        self.0.lock().unwrap().extend(samples);
     }
 }
 
@@ -103,8 +103,8 @@ async fn known_container_enriched_and_cached_per_series() {
     store.apply(pod());
     let (e, cap, metrics) = enricher(&store, 1000, 100, false);
     let s = series();
-    e.append(&[sample(&s, 1)]);
-    e.append(&[sample(&s, 2)]);
+    e.append(vec![sample(&s, 1)]);
+    e.append(vec![sample(&s, 2)]);
     let out = cap.take();
     assert_eq!(out.len(), 2);
     assert_eq!(get(&out[0], "pod"), Some("web-1"));
@@ -124,12 +124,12 @@ async fn unknown_container_is_held_until_its_pod_arrives() {
     let store = PodStore::new();
     let (e, cap, metrics) = enricher(&store, 5000, 100, false);
     let s = series();
-    e.append(&[sample(&s, 1), sample(&s, 2)]);
+    e.append(vec![sample(&s, 1), sample(&s, 2)]);
     assert!(cap.take().is_empty(), "held, not sent unlabelled");
     assert_eq!((metrics.held.get(), metrics.waiting.get()), (2, 1));
     store.apply(pod());
     tokio::time::sleep(TICK * 3).await;
-    e.append(&[sample(&s, 3)]);
+    e.append(vec![sample(&s, 3)]);
     let out = cap.take();
     assert_eq!(
         out.iter().map(|s| s.timestamp_ms).collect::<Vec<_>>(),
@@ -150,7 +150,7 @@ async fn hold_expires_then_late_labels_replace_the_partial_series() {
     let store = PodStore::new();
     let (e, cap, metrics) = enricher(&store, 100, 100, false);
     let s = series();
-    e.append(&[sample(&s, 1)]);
+    e.append(vec![sample(&s, 1)]);
     tokio::time::sleep(Duration::from_millis(100) + TICK * 2).await;
     let out = cap.take();
     assert_eq!(out.len(), 1, "sent with what is known after the hold");
@@ -161,7 +161,7 @@ async fn hold_expires_then_late_labels_replace_the_partial_series() {
     assert_eq!(metrics.hold_expired.get(), 1);
     // The pod shows up: the partial series is marked stale, the full one starts.
     store.apply(pod());
-    e.append(&[sample(&s, 2)]);
+    e.append(vec![sample(&s, 2)]);
     let out = cap.take();
     assert_eq!(out.len(), 2);
     assert!(is_stale_nan(out[0].value) && get(&out[0], "pod").is_none());
@@ -176,7 +176,7 @@ async fn full_hold_buffer_releases_in_order() {
     let store = PodStore::new();
     let (e, cap, metrics) = enricher(&store, 60_000, 2, false);
     let s = series();
-    e.append(&[sample(&s, 1), sample(&s, 2), sample(&s, 3)]);
+    e.append(vec![sample(&s, 1), sample(&s, 2), sample(&s, 3)]);
     let out = cap.take();
     assert_eq!(
         out.iter().map(|s| s.timestamp_ms).collect::<Vec<_>>(),
@@ -189,7 +189,7 @@ async fn full_hold_buffer_releases_in_order() {
 async fn plain_host_mode_uses_container_id_only() {
     let store = PodStore::new();
     let (e, cap, _) = enricher(&store, 5000, 100, true);
-    e.append(&[sample(&series(), 1)]);
+    e.append(vec![sample(&series(), 1)]);
     let out = cap.take();
     assert_eq!(out.len(), 1, "nothing to wait for in plain-host mode");
     assert_eq!(get(&out[0], "container_id"), Some(cid().as_str()));
@@ -205,7 +205,7 @@ async fn unrelated_series_pass_through_unchanged() {
         Labels::from_pairs([("__name__", "up"), ("instance", "10.9.9.9:80")]),
         MetricType::Gauge,
     );
-    e.append(&[sample(&s, 1)]);
+    e.append(vec![sample(&s, 1)]);
     let out = cap.take();
     assert!(Arc::ptr_eq(&out[0].series, &s));
 }
@@ -230,7 +230,7 @@ async fn before_the_first_pod_list_unknown_pods_are_held_past_the_hold() {
         EnrichMetrics::default(),
     );
     let s = series();
-    e.append(&[sample(&s, 1)]);
+    e.append(vec![sample(&s, 1)]);
     tokio::time::sleep(TICK * 3).await;
     assert!(cap.take().is_empty(), "held beyond `hold` while not synced");
     // The first list arrives with the pod.
@@ -250,13 +250,13 @@ async fn settled_series_skip_the_map_until_the_pod_cache_changes() {
         Labels::from_pairs([("__name__", "up"), ("instance", "10.1.2.3:8080")]),
         MetricType::Gauge,
     );
-    e.append(&[sample(&s, 1)]);
+    e.append(vec![sample(&s, 1)]);
     assert_eq!(
         s.enriched(store.generation()),
         Some(None),
         "unrelated: recorded as passing unchanged"
     );
-    e.append(&[sample(&s, 2)]);
+    e.append(vec![sample(&s, 2)]);
     // The target turns out to be a pod's port: a new generation, so the
     // recorded result no longer applies and the series is resolved again.
     store.apply(PodMeta {
@@ -271,8 +271,8 @@ async fn settled_series_skip_the_map_until_the_pod_cache_changes() {
     });
     assert_eq!(s.enriched(store.generation()), None);
     tokio::time::sleep(super::RECHECK_UNRELATED).await;
-    e.append(&[sample(&s, 3)]);
-    e.append(&[sample(&s, 4)]);
+    e.append(vec![sample(&s, 3)]);
+    e.append(vec![sample(&s, 4)]);
     let out = cap.take();
     let pods: Vec<_> = out
         .iter()
@@ -289,7 +289,7 @@ async fn a_complete_result_outlives_pod_cache_changes_without_a_map_entry() {
     store.apply(pod());
     let (e, cap, metrics) = enricher(&store, 5000, 100, false);
     let s = series();
-    e.append(&[sample(&s, 1)]);
+    e.append(vec![sample(&s, 1)]);
     // Another pod changes: the generation moves, the recorded result stays.
     store.apply(PodMeta {
         uid: "other".to_owned(),
@@ -301,7 +301,7 @@ async fn a_complete_result_outlives_pod_cache_changes_without_a_map_entry() {
         None,
         "recorded before the change"
     );
-    e.append(&[sample(&s, 2)]);
+    e.append(vec![sample(&s, 2)]);
     let out = cap.take();
     assert_eq!(out.len(), 2, "no stale marker: nothing changed");
     assert!(Arc::ptr_eq(&out[0].series, &out[1].series));

@@ -384,8 +384,10 @@ pub struct Exemplar {
 /// The input of the delivery stage: whatever produces samples (a scrape, a
 /// collector) hands them here. Implementations never block the producer.
 pub trait SampleSink: Send + Sync {
-    /// Takes a batch of samples; the caller keeps ownership of the slice.
-    fn append(&self, samples: &[Sample]);
+    /// Takes a batch of samples. Ownership passes down the pipeline, so a
+    /// stage that keeps them (the queue) moves them instead of cloning each
+    /// series handle and dropping the originals.
+    fn append(&self, samples: Vec<Sample>);
 }
 
 #[cfg(test)]

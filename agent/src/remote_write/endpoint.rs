@@ -1,7 +1,6 @@
 //! One remote write endpoint: its queue, series rewriting, shard tasks and
 //! lifecycle (start after a predecessor drained, drain, abandon).
 
-use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -87,44 +86,42 @@ pub(crate) struct EndpointShared {
 
 impl EndpointShared {
     /// Rewrites and enqueues samples; never blocks on the network.
-    pub(crate) fn append(&self, samples: &[Sample]) {
-        self.metrics.collected.inc_by(samples.len() as u64);
+    pub(crate) fn append(&self, samples: Vec<Sample>) {
+        let collected = samples.len();
+        self.metrics.collected.inc_by(collected as u64);
         let rules = self.mapper.rules();
         let keep_exemplars = self.config.send_exemplars;
         // The usual case: no external labels, no write relabeling, nothing to
-        // strip. The samples go to the queue as they are, without a copy.
+        // strip. The samples go to the queue as they are.
         let as_is = rules.is_identity()
             && (keep_exemplars || samples.iter().all(|s| s.exemplar().is_none()));
-        let samples_out: Cow<'_, [Sample]> = if as_is {
-            Cow::Borrowed(samples)
+        let samples = if as_is {
+            samples
         } else {
-            Cow::Owned(
-                samples
-                    .iter()
-                    .filter_map(|s| {
-                        let series = self.mapper.map(&rules, &s.series)?;
-                        let mut sample = s.with_series(series);
-                        if !keep_exemplars && sample.exemplar().is_some() {
-                            // Another endpoint wants them; this one keeps only the created time.
-                            sample.extra = sample.extra.and_then(|e| {
-                                SampleExtra {
-                                    created_ms: e.created_ms,
-                                    exemplar: None,
-                                }
-                                .into_option()
-                            });
-                        }
-                        Some(sample)
-                    })
-                    .collect(),
-            )
+            samples
+                .into_iter()
+                .filter_map(|mut sample| {
+                    sample.series = self.mapper.map(&rules, &sample.series)?;
+                    if !keep_exemplars && sample.exemplar().is_some() {
+                        // Another endpoint wants them; this one keeps only the created time.
+                        sample.extra = sample.extra.and_then(|e| {
+                            SampleExtra {
+                                created_ms: e.created_ms,
+                                exemplar: None,
+                            }
+                            .into_option()
+                        });
+                    }
+                    Some(sample)
+                })
+                .collect()
         };
         self.metrics
-            .drop_samples(DropReason::RelabelDrop, samples.len() - samples_out.len());
-        if samples_out.is_empty() {
+            .drop_samples(DropReason::RelabelDrop, collected - samples.len());
+        if samples.is_empty() {
             return;
         }
-        let r = self.queue.append(&samples_out);
+        let r = self.queue.append(samples);
         self.metrics.drop_samples(DropReason::QueueFull, r.full);
         self.metrics.drop_samples(DropReason::Shutdown, r.closed);
         self.update_queue_gauge();

@@ -152,15 +152,19 @@ impl Fanout {
 }
 
 impl SampleSink for Fanout {
-    fn append(&self, samples: &[Sample]) {
+    fn append(&self, samples: Vec<Sample>) {
         let endpoints = Arc::clone(
             &self
                 .endpoints
                 .read()
                 .unwrap_or_else(PoisonError::into_inner),
         );
-        for e in endpoints.iter() {
-            e.append(samples);
+        // Every endpoint but the last gets a copy; the last takes the batch.
+        if let Some((last, others)) = endpoints.split_last() {
+            for e in others {
+                e.append(samples.clone());
+            }
+            last.append(samples);
         }
     }
 }

@@ -112,7 +112,7 @@ pub trait Queue: Send + Sync {
     fn set_shards(&self, _n: usize) {}
 
     /// Adds samples, sharded by series hash. Never blocks or waits.
-    fn append(&self, samples: &[Sample]) -> Appended;
+    fn append(&self, samples: Vec<Sample>) -> Appended;
 
     /// The next batch of `shard`: resolves as soon as `max` samples are queued,
     /// or once `linger` has passed with at least one sample queued (windows of
@@ -216,7 +216,7 @@ impl Queue for MemoryQueue {
         self.shards.len()
     }
 
-    fn append(&self, samples: &[Sample]) -> Appended {
+    fn append(&self, samples: Vec<Sample>) -> Appended {
         let mut out = Appended::default();
         if self.closed.load(Ordering::Acquire) {
             out.closed = samples.len();
@@ -226,7 +226,7 @@ impl Queue for MemoryQueue {
         for s in samples {
             let i = self.shard_of(s.series.hash());
             if let Some(bucket) = buckets.get_mut(i) {
-                bucket.push(s.clone());
+                bucket.push(s);
             }
         }
         for (slot, bucket) in self.shards.iter().zip(buckets) {
@@ -349,7 +349,7 @@ mod tests {
         let q = MemoryQueue::new(4, 1000);
         let all: Vec<_> = (0..50).map(series).collect();
         for ts in 0..5 {
-            assert_eq!(q.append(&samples(&all, ts)).accepted, 50);
+            assert_eq!(q.append(samples(&all, ts)).accepted, 50);
         }
         q.close();
         let mut seen = std::collections::HashMap::new();
@@ -371,11 +371,11 @@ mod tests {
     async fn full_shard_drops_new_samples_and_counts_them() {
         let q = MemoryQueue::new(1, 3);
         let s = [series(1)];
-        let r: Vec<_> = (0..5).map(|ts| q.append(&samples(&s, ts))).collect();
+        let r: Vec<_> = (0..5).map(|ts| q.append(samples(&s, ts))).collect();
         assert_eq!(r.iter().map(|a| a.accepted).sum::<usize>(), 3);
         assert_eq!(r.iter().map(|a| a.full).sum::<usize>(), 2);
         q.close();
-        assert_eq!(q.append(&samples(&s, 9)).closed, 1);
+        assert_eq!(q.append(samples(&s, 9)).closed, 1);
         let b = q.next_batch(0, 10, Duration::ZERO).await;
         let ts: Vec<_> = b
             .iter()
@@ -388,7 +388,7 @@ mod tests {
     #[tokio::test]
     async fn batch_waits_for_linger_then_sends_partial() {
         let q = MemoryQueue::new(1, 100);
-        q.append(&samples(&[series(1)], 1));
+        q.append(samples(&[series(1)], 1));
         let start = Instant::now();
         let b = q.next_batch(0, 10, Duration::from_millis(50)).await;
         assert!(start.elapsed() >= Duration::from_millis(50));
@@ -399,7 +399,7 @@ mod tests {
     async fn full_batch_is_handed_out_without_waiting_and_unacked_counts_as_pending() {
         let q = MemoryQueue::new(1, 100);
         let all: Vec<_> = (0..10).map(series).collect();
-        q.append(&samples(&all, 1));
+        q.append(samples(&all, 1));
         let b = tokio::time::timeout(
             Duration::from_secs(1),
             q.next_batch(0, 10, Duration::from_secs(60)),

@@ -415,7 +415,7 @@ mod tests {
 
     struct Discard;
     impl SampleSink for Discard {
-        fn append(&self, _: &[Sample]) {}
+        fn append(&self, _: Vec<Sample>) {}
     }
 
     fn named(name: &str) -> ScrapeConfig {
@@ -466,7 +466,7 @@ mod discovery_tests {
 
     struct Discard;
     impl SampleSink for Discard {
-        fn append(&self, _: &[Sample]) {}
+        fn append(&self, _: Vec<Sample>) {}
     }
 
     fn found(addresses: &[&str]) -> Vec<Labels> {

@@ -262,7 +262,7 @@ impl ScrapeLoop {
                 extra: None,
             });
         }
-        self.sink.append(&buf);
+        self.sink.append(buf);
         self.scraped = true;
         self.record(
             &result,
@@ -356,7 +356,7 @@ impl ScrapeLoop {
                 extra: None,
             });
         }
-        self.sink.append(&buf);
+        self.sink.append(buf);
         self.metrics.remove_target(&self.target_labels);
         debug!(job = %self.target.job, instance = %self.target.instance(), "target stopped; series marked stale");
     }

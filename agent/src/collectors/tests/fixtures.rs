@@ -138,11 +138,8 @@ pub struct RecordingSink {
 }
 
 impl SampleSink for RecordingSink {
-    fn append(&self, samples: &[Sample]) {
-        self.samples
-            .lock()
-            .expect("sink lock")
-            .extend_from_slice(samples);
+    fn append(&self, samples: Vec<Sample>) {
+        self.samples.lock().expect("sink lock").extend(samples);
     }
 }
 

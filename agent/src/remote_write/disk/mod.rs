@@ -339,7 +339,7 @@ impl Queue for DiskQueue {
         self.inner.wake_all();
     }
 
-    fn append(&self, samples: &[Sample]) -> Appended {
+    fn append(&self, samples: Vec<Sample>) -> Appended {
         let mut out = Appended::default();
         if self.inner.closed.load(Ordering::Acquire) {
             out.closed = samples.len();

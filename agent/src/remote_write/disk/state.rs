@@ -251,27 +251,34 @@ impl State {
     }
 
     /// Writes samples as records; returns how many were written.
-    pub(crate) fn append(&mut self, samples: &[Sample]) -> usize {
+    pub(crate) fn append(&mut self, mut samples: Vec<Sample>) -> usize {
         let mut written = 0;
-        for chunk in samples.chunks(RECORD_SAMPLES) {
-            match self.append_record(chunk) {
-                Ok(()) => written += chunk.len(),
+        while !samples.is_empty() {
+            let rest = if samples.len() > RECORD_SAMPLES {
+                samples.split_off(RECORD_SAMPLES)
+            } else {
+                Vec::new()
+            };
+            let n = samples.len();
+            match self.append_record(samples) {
+                Ok(()) => written += n,
                 Err(e) => {
-                    tracing::error!(error = %e, samples = chunk.len(), "cannot write to the queue directory; samples dropped");
-                    self.losses.io += chunk.len() as u64;
+                    tracing::error!(error = %e, samples = n, "cannot write to the queue directory; samples dropped");
+                    self.losses.io += n as u64;
                 }
             }
+            samples = rest;
         }
         written
     }
 
-    fn append_record(&mut self, chunk: &[Sample]) -> io::Result<()> {
+    fn append_record(&mut self, chunk: Vec<Sample>) -> io::Result<()> {
         self.buf.clear();
         self.payload.clear();
         let extras = chunk.iter().any(|s| s.extra.is_some());
         record::samples_payload(&mut self.payload, chunk.len(), extras);
         let mut series_payload = Vec::new();
-        for s in chunk {
+        for s in &chunk {
             let id = match self.series_id(&s.series) {
                 Some(id) => id,
                 None => {
@@ -303,7 +310,8 @@ impl State {
             return Err(e);
         }
         self.dirty = true;
-        self.pending += chunk.len() as u64;
+        let n = chunk.len() as u64;
+        self.pending += n;
         if let Some(seg) = self.segments.back()
             && !self.torn_active
         {
@@ -315,7 +323,7 @@ impl State {
         }
         if let Some(seg) = self.segments.back_mut() {
             seg.bytes += self.buf.len() as u64;
-            seg.samples += chunk.len() as u64;
+            seg.samples += n;
             if seg.bytes >= self.roll_at() {
                 self.roll()?;
             }
@@ -387,12 +395,12 @@ impl State {
 
     /// Keeps the record just written at `start` (in `buf`) in memory for
     /// the reader, within the bound.
-    fn keep_fresh(&mut self, start: Position, samples: &[Sample]) {
+    fn keep_fresh(&mut self, start: Position, samples: Vec<Sample>) {
         self.fresh_samples += samples.len();
         self.fresh.push_back(Fresh {
             start,
             end: start.offset + self.buf.len() as u64,
-            samples: samples.to_vec(),
+            samples,
         });
         while self.fresh_samples > self.window.max(RECORD_SAMPLES) {
             self.pop_fresh();

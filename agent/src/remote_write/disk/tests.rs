@@ -97,7 +97,7 @@ async fn delivers_everything_in_per_series_order_and_survives_restart_empty() {
     let o = opts(dir.path(), 4);
     let (q, _) = open(&o);
     for ts in 0..50 {
-        assert_eq!(q.append(&batch(20, ts)).accepted, 20);
+        assert_eq!(q.append(batch(20, ts)).accepted, 20);
     }
     assert_eq!(q.len(), 1000);
     let got = take(&q, true, 64).await;
@@ -141,7 +141,7 @@ async fn records_just_written_are_dealt_from_memory_without_reading_them_back() 
     let dir = tempfile::tempdir().expect("dir");
     let (q, seen) = open(&opts(dir.path(), 2));
     for ts in 0..50 {
-        q.append(&batch(20, ts));
+        q.append(batch(20, ts));
     }
     // The file is ruined before the reader gets to it: what it deals can
     // only have come from memory.
@@ -164,7 +164,7 @@ async fn a_backlog_beyond_the_memory_bound_is_read_from_disk() {
     // RECORD_SAMPLES (the last two), the rest only the file has.
     let mut older = 0;
     for ts in 0..5 {
-        q.append(&batch(2000, ts));
+        q.append(batch(2000, ts));
         if ts == 2 {
             older = segment_bytes(dir.path());
         }
@@ -184,7 +184,7 @@ async fn a_backlog_beyond_the_memory_bound_is_read_from_disk() {
     o.dir = dir.path().to_path_buf();
     let (q, seen) = open(&o);
     for ts in 0..5 {
-        q.append(&batch(2000, ts));
+        q.append(batch(2000, ts));
     }
     let m = per_series(&take(&q, true, 500).await);
     assert_eq!(m.len(), 2000);
@@ -214,7 +214,7 @@ async fn a_position_file_that_cannot_be_created_does_not_stop_the_queue() {
     let o = opts(dir.path(), 1);
     let (q, _) = open(&o);
     for ts in 0..3 {
-        q.append(&batch(10, ts));
+        q.append(batch(10, ts));
     }
     let b = q.next_batch(0, 10, Duration::ZERO).await.expect("batch");
     q.ack(&b);
@@ -237,7 +237,7 @@ async fn crash_replays_exactly_the_unacknowledged_samples() {
     let o = opts(dir.path(), 1);
     let (q, _) = open(&o);
     for ts in 0..10 {
-        q.append(&batch(10, ts));
+        q.append(batch(10, ts));
     }
     // Ack the first 30 samples (3 whole records), take 10 more unacked.
     let b = q.next_batch(0, 30, Duration::ZERO).await.expect("batch");
@@ -262,7 +262,7 @@ async fn torn_tail_and_flipped_byte_lose_only_the_damaged_records() {
     let o = opts(dir.path(), 2);
     let (q, seen) = open(&o);
     for ts in 0..10 {
-        q.append(&batch(5, ts));
+        q.append(batch(5, ts));
     }
     q.crash();
     let seg = segment::list(dir.path()).expect("list")[0];
@@ -309,7 +309,7 @@ async fn disk_budget_drops_oldest_counts_them_and_keeps_newest() {
     let (q, seen) = open(&o);
     let mut appended = 0;
     for ts in 0..2000 {
-        appended += q.append(&batch(10, ts)).accepted as u64;
+        appended += q.append(batch(10, ts)).accepted as u64;
     }
     assert!(q.disk_bytes() <= o.budget + 8192, "{}", q.disk_bytes());
     let dropped = seen.lock().expect("lock").disk_full;
@@ -332,7 +332,7 @@ async fn resharding_waits_for_acks_and_keeps_series_order() {
     let dir = tempfile::tempdir().expect("dir");
     let (q, _) = open(&opts(dir.path(), 1));
     for ts in 0..20 {
-        q.append(&batch(16, ts));
+        q.append(batch(16, ts));
     }
     let first = q.next_batch(0, 50, Duration::ZERO).await.expect("batch");
     q.set_shards(4);
@@ -394,7 +394,7 @@ async fn randomized_operations_match_the_model() {
                             ts,
                         ));
                     }
-                    q.append(&batch(n, ts));
+                    q.append(batch(n, ts));
                     ts += 1;
                 }
                 4..=5 => {
@@ -540,7 +540,7 @@ async fn soak_throughput_and_memory() {
                 extra: None,
             })
             .collect();
-        q.append(&batch);
+        q.append(batch);
     }
     let write = started.elapsed();
     let total = series_n as u64 * rounds as u64;
@@ -610,8 +610,8 @@ async fn series_shared_by_two_queues_keep_their_own_ids_in_each() {
         let (qa, _) = open(&oa);
         let (qb, _) = open(&ob);
         for ts in 0..5 {
-            qa.append(&samples(&mut (0..8), ts));
-            qb.append(&samples(&mut (0..8).rev(), ts));
+            qa.append(samples(&mut (0..8), ts));
+            qb.append(samples(&mut (0..8).rev(), ts));
         }
         // Read live (from the writers' tables) and from disk after a restart.
         for q in [&qa, &qb] {
@@ -648,7 +648,7 @@ async fn a_segment_starting_with_many_series_definitions_is_read_without_waiting
     let o = opts(dir.path(), 1);
     {
         let (q, _) = open(&o);
-        q.append(&batch(1000, 1));
+        q.append(batch(1000, 1));
     }
     let (q, _) = open(&o);
     let next = q.next_batch(0, 1000, Duration::from_secs(3600));
@@ -685,7 +685,7 @@ async fn many_long_label_sets_do_not_turn_segments_into_series_definitions() {
                 extra: None,
             })
             .collect();
-        q.append(&samples);
+        q.append(samples);
     }
     q.flush();
     let (mut definitions, mut total) = (0usize, 0usize);

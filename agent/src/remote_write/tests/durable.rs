@@ -74,7 +74,7 @@ async fn backend_down_then_up_loses_nothing() {
     .await;
     let all: Vec<_> = (0..20).map(series).collect();
     for ts in 0..40 {
-        w.sink().append(&samples(&all, ts));
+        w.sink().append(samples(&all, ts));
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let st = status(&w);
@@ -95,7 +95,7 @@ async fn restart_resumes_the_backlog_left_on_disk() {
     let all: Vec<_> = (0..10).map(series).collect();
     let w = durable_writer(dir.path(), &[config("r", down.url(), |_| {})]).await;
     for ts in 0..30 {
-        w.sink().append(&samples(&all, ts));
+        w.sink().append(samples(&all, ts));
     }
     assert!(eventually(WAIT, || !down.received().is_empty()).await);
     w.shutdown(Duration::from_millis(200)).await;
@@ -104,7 +104,7 @@ async fn restart_resumes_the_backlog_left_on_disk() {
     let st = status(&w);
     assert_eq!((st.samples_recovered, st.queue_length), (300, 300));
     for ts in 30..40 {
-        w.sink().append(&samples(&all, ts));
+        w.sink().append(samples(&all, ts));
     }
     assert!(eventually(WAIT, || status(&w).queue_length == 0).await);
     assert_exact(&rx, 10, &(0..40).collect::<Vec<_>>());
@@ -149,7 +149,7 @@ async fn resets_timeouts_and_server_errors_are_retried_until_delivered() {
     .await;
     let all: Vec<_> = (0..6).map(series).collect();
     for ts in 0..10 {
-        w.sink().append(&samples(&all, ts));
+        w.sink().append(samples(&all, ts));
     }
     assert!(eventually(Duration::from_secs(30), || status(&w).queue_length == 0).await);
     // A timed-out request may have been accepted by the receiver: at least
@@ -184,9 +184,9 @@ async fn bad_request_is_dropped_once_and_500_is_resent_once() {
     .await;
     let w = durable_writer(dir.path(), &[config("r", rx.url(), |q| q.max_shards = 1)]).await;
     let all: Vec<_> = (0..4).map(series).collect();
-    w.sink().append(&samples(&all, 1));
+    w.sink().append(samples(&all, 1));
     assert!(eventually(WAIT, || status(&w).samples_failed == 4).await);
-    w.sink().append(&samples(&all, 2));
+    w.sink().append(samples(&all, 2));
     assert!(eventually(WAIT, || status(&w).samples_sent == 4).await);
     let seen = rx.seen();
     for k in rx.received()[0].keys() {
@@ -208,7 +208,7 @@ async fn reload_hands_the_queue_over_without_loss_or_reordering() {
     let mut w = durable_writer(dir.path(), &[config("r", rx.url(), |_| {})]).await;
     let all: Vec<_> = (0..8).map(series).collect();
     for ts in 0..20 {
-        w.sink().append(&samples(&all, ts));
+        w.sink().append(samples(&all, ts));
     }
     assert!(eventually(WAIT, || rx.received().len() >= 2).await);
     // A transport change replaces the endpoint; the queue carries over.
@@ -216,7 +216,7 @@ async fn reload_hands_the_queue_over_without_loss_or_reordering() {
     changed.remote_timeout = Duration::from_secs(7);
     w.apply(&[changed], &Labels::new()).await.expect("apply");
     for ts in 20..30 {
-        w.sink().append(&samples(&all, ts));
+        w.sink().append(samples(&all, ts));
     }
     assert!(eventually(WAIT, || status(&w).queue_length == 0).await);
     assert_exact(&rx, 8, &(0..30).collect::<Vec<_>>());
@@ -232,7 +232,7 @@ async fn tiny_disk_budget_keeps_the_newest_and_counts_the_rest() {
     let w = durable_writer(dir.path(), &[config("r", url, |q| q.disk_budget = 1 << 20)]).await;
     let all: Vec<_> = (0..100).map(series).collect();
     for ts in 0..2000 {
-        w.sink().append(&samples(&all, ts));
+        w.sink().append(samples(&all, ts));
     }
     let st = status(&w);
     assert!(st.samples_dropped["disk_full"] > 0, "{st:?}");
@@ -261,7 +261,7 @@ async fn damaged_queue_files_lose_only_the_damaged_records_and_say_so() {
     let all: Vec<_> = (0..10).map(series).collect();
     let w = durable_writer(dir.path(), &[config("r", down.url(), |_| {})]).await;
     for ts in 0..20 {
-        w.sink().append(&samples(&all, ts));
+        w.sink().append(samples(&all, ts));
     }
     w.shutdown(Duration::from_millis(100)).await;
     // Damage: a flipped byte in the payload of the 6th samples record, and
@@ -314,7 +314,7 @@ async fn reload_applies_a_new_disk_budget_to_the_queue_it_takes_over() {
     let mut w = durable_writer(dir.path(), &[config("r", down.url(), |_| {})]).await;
     let all: Vec<_> = (0..100).map(series).collect();
     for ts in 0..3000 {
-        w.sink().append(&samples(&all, ts));
+        w.sink().append(samples(&all, ts));
     }
     let before = status(&w);
     assert!(before.disk_bytes.is_some_and(|b| b > 2 << 20), "{before:?}");
@@ -335,7 +335,7 @@ async fn reload_applies_a_new_disk_budget_to_the_queue_it_takes_over() {
     assert!(after.disk_bytes.is_some_and(|b| b <= 1 << 20), "{after:?}");
     // New data keeps within the new budget, newest kept.
     for ts in 3000..4000 {
-        w.sink().append(&samples(&all, ts));
+        w.sink().append(samples(&all, ts));
     }
     let later = status(&w);
     assert!(later.disk_bytes.is_some_and(|b| b <= 1 << 20), "{later:?}");

@@ -96,7 +96,7 @@ async fn metadata_created_and_exemplars_survive_the_disk_queue() {
     let down = || Receiver::start_v2("127.0.0.1:0", V2::Speaks, |_| Reply::status(503));
     let (d2, d1, dp) = (down().await, down().await, down().await);
     let w = durable_writer(dir.path(), &configs(&d2, &d1, &dp)).await;
-    w.sink().append(&batch());
+    w.sink().append(batch());
     assert!(
         eventually(WAIT, || !d2.received().is_empty()
             && !d1.received().is_empty())

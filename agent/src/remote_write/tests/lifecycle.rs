@@ -22,7 +22,7 @@ async fn shutdown_flushes_queued_samples() {
     )
     .await;
     let all: Vec<_> = (0..50).map(series).collect();
-    w.sink().append(&samples(&all, 1000));
+    w.sink().append(samples(&all, 1000));
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(rx.received().len(), 0);
     let sink = w.sink();
@@ -31,7 +31,7 @@ async fn shutdown_flushes_queued_samples() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(rx.delivered().len(), 50);
     // The sink outlives the writer harmlessly.
-    sink.append(&samples(&all, 2000));
+    sink.append(samples(&all, 2000));
 }
 
 #[tokio::test]
@@ -43,7 +43,7 @@ async fn shutdown_deadline_counts_unsent_samples() {
         .await
         .expect("apply");
     let all: Vec<_> = (0..30).map(series).collect();
-    w.sink().append(&samples(&all, 1000));
+    w.sink().append(samples(&all, 1000));
     assert!(eventually(WAIT, || !rx.received().is_empty()).await);
     let started = tokio::time::Instant::now();
     w.shutdown(Duration::from_millis(300)).await;
@@ -71,7 +71,7 @@ async fn full_queue_drops_new_samples_and_counts_them() {
     )
     .await;
     let all: Vec<_> = (0..25).map(series).collect();
-    w.sink().append(&samples(&all, 1000));
+    w.sink().append(samples(&all, 1000));
     let st = status(&w);
     assert_eq!(
         (st.queue_length, st.samples_dropped["queue_full"]),
@@ -96,7 +96,7 @@ async fn apply_keeps_unchanged_queues_and_drains_replaced_endpoints_first() {
     .expect("apply");
     let sink = w.sink();
     let all: Vec<_> = (0..10).map(series).collect();
-    sink.append(&samples(&all, 1000));
+    sink.append(samples(&all, 1000));
     // Only external labels change: same queue, nothing sent yet.
     w.apply(
         &[config("r", old_rx.url(), slow)],
@@ -105,7 +105,7 @@ async fn apply_keeps_unchanged_queues_and_drains_replaced_endpoints_first() {
     .await
     .expect("apply");
     assert_eq!(status(&w).queue_length, 10);
-    sink.append(&samples(&all, 2000));
+    sink.append(samples(&all, 2000));
     assert_eq!(status(&w).queue_length, 20);
     // A new URL replaces the endpoint: the old queue drains to the old URL.
     w.apply(
@@ -114,7 +114,7 @@ async fn apply_keeps_unchanged_queues_and_drains_replaced_endpoints_first() {
     )
     .await
     .expect("apply");
-    sink.append(&samples(&all, 3000));
+    sink.append(samples(&all, 3000));
     assert!(
         eventually(WAIT, || old_rx.delivered().len() == 20
             && new_rx.delivered().len() == 10)
@@ -157,9 +157,9 @@ async fn apply_keeps_unchanged_queues_and_drains_replaced_endpoints_first() {
     );
     assert!(exported(new_addr.clone()));
     // Removing every endpoint: it is flushed, the sink keeps working and sends nowhere.
-    sink.append(&samples(&all, 4000));
+    sink.append(samples(&all, 4000));
     w.apply(&[], &Labels::new()).await.expect("apply");
-    sink.append(&samples(&all, 5000));
+    sink.append(samples(&all, 5000));
     assert!(w.status().is_empty());
     assert!(eventually(WAIT, || new_rx.delivered().len() == 20).await);
     assert!(eventually(WAIT, || !exported(new_addr.clone())).await);
@@ -187,7 +187,7 @@ async fn invalid_configs_are_refused_without_changing_anything() {
         .expect_err("unreadable CA file");
     assert_eq!(err.kind(), "client");
     assert_eq!(w.status().len(), 1);
-    w.sink().append(&samples(&[series(1)], 1000));
+    w.sink().append(samples(&[series(1)], 1000));
     assert!(eventually(WAIT, || rx.delivered().len() == 1).await);
     w.shutdown(WAIT).await;
 }

@@ -105,7 +105,7 @@ async fn method_headers_path_and_sorted_labels_are_exact() {
         ]),
         MetricType::Gauge,
     );
-    w.sink().append(&[
+    w.sink().append(vec![
         Sample {
             series: s.clone(),
             timestamp_ms: 1000,
@@ -180,7 +180,7 @@ async fn server_error_is_retried_and_each_sample_is_delivered_exactly_once() {
     let rx = Receiver::start(|n| Reply::status(if n == 0 { 500 } else { 200 })).await;
     let w = writer(&[config("r", rx.url(), |_| {})], &Labels::new()).await;
     let all: Vec<_> = (0..5).map(series).collect();
-    w.sink().append(&samples(&all, 1000));
+    w.sink().append(samples(&all, 1000));
     assert!(eventually(WAIT, || rx.delivered().len() == 5).await);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let first = &rx.received()[0];
@@ -219,9 +219,9 @@ async fn client_error_is_never_resent_and_is_counted() {
     )
     .await;
     let all: Vec<_> = (0..3).map(series).collect();
-    w.sink().append(&samples(&all, 1000));
+    w.sink().append(samples(&all, 1000));
     assert!(eventually(WAIT, || status(&w).samples_failed == 3).await);
-    w.sink().append(&samples(&all, 2000));
+    w.sink().append(samples(&all, 2000));
     assert!(eventually(WAIT, || rx.delivered().len() == 3).await);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let seen = rx.seen();
@@ -267,7 +267,7 @@ async fn too_many_requests_honours_retry_after_only_when_enabled() {
         &Labels::new(),
     )
     .await;
-    w.sink().append(&samples(&all, 1000));
+    w.sink().append(samples(&all, 1000));
     assert!(eventually(WAIT, || rx.delivered().len() == 2).await);
     let got = rx.received();
     assert_eq!(got[0].status, 429);
@@ -282,7 +282,7 @@ async fn too_many_requests_honours_retry_after_only_when_enabled() {
         &Labels::new(),
     )
     .await;
-    w.sink().append(&samples(&all, 1000));
+    w.sink().append(samples(&all, 1000));
     assert!(eventually(WAIT, || status(&w).samples_dropped["rejected"] == 2).await);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(rx.received().len(), 1);
@@ -310,7 +310,7 @@ async fn concurrent_shards_with_random_delays_and_errors_keep_every_series_in_or
     assert_eq!(status(&w).shards, 4);
     let all: Vec<_> = (0..SERIES).map(series).collect();
     for step in 0..STEPS {
-        w.sink().append(&samples(&all, 1000 + step));
+        w.sink().append(samples(&all, 1000 + step));
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert!(
@@ -347,7 +347,7 @@ async fn network_errors_are_retried_until_the_receiver_is_up() {
     let url: url::Url = format!("http://{addr}/write").parse().expect("url");
     let w = writer(&[config("r", url, |q| q.max_shards = 1)], &Labels::new()).await;
     let all: Vec<_> = (0..3).map(series).collect();
-    w.sink().append(&samples(&all, 1000));
+    w.sink().append(samples(&all, 1000));
     assert!(eventually(WAIT, || status(&w).samples_retried >= 6).await);
     assert_eq!(status(&w).last_error.as_deref(), Some("connection_refused"));
     let rx = Receiver::start_at(&addr.to_string(), |_| Reply::status(200)).await;
@@ -368,7 +368,7 @@ async fn retries_back_off_exponentially_up_to_the_maximum() {
         &Labels::new(),
     )
     .await;
-    w.sink().append(&samples(&[series(1)], 1000));
+    w.sink().append(samples(&[series(1)], 1000));
     assert!(eventually(WAIT, || rx.delivered().len() == 1).await);
     let at: Vec<_> = rx.received().iter().map(|r| r.at).collect();
     let gaps: Vec<f64> = at
@@ -398,7 +398,7 @@ async fn series_breaking_the_label_rules_are_dropped_and_counted() {
         value: 1.0,
         extra: None,
     });
-    w.sink().append(&batch);
+    w.sink().append(batch);
     assert!(eventually(WAIT, || status(&w).samples_dropped["invalid_labels"] == 1).await);
     assert!(eventually(WAIT, || status(&w).samples_sent == 1).await);
     assert_eq!(rx.delivered().len(), 1);

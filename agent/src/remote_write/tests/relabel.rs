@@ -24,7 +24,7 @@ async fn write_relabel_runs_after_external_labels_and_drops_are_not_sent() {
     .expect("compile");
     let w = writer(&[cfg], &Labels::from_pairs([("cluster", "c1")])).await;
     let all: Vec<_> = (0..10).map(series).collect();
-    w.sink().append(&samples(&all, 1000));
+    w.sink().append(samples(&all, 1000));
     assert!(eventually(WAIT, || rx.delivered().len() == 9).await);
     let got = rx.delivered();
     assert!(

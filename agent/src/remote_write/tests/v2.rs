@@ -22,7 +22,7 @@ async fn round_trip(
     let w = writer(&[with_message(rx, message)], &Labels::new()).await;
     let all: Vec<_> = (0..5).map(series).collect();
     for ts in 1..=3 {
-        w.sink().append(&samples(&all, ts * 1000));
+        w.sink().append(samples(&all, ts * 1000));
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     assert!(
@@ -100,7 +100,7 @@ async fn auto_falls_back_when_a_1_0_receiver_answers_2xx_without_written_headers
 async fn explicit_v2_against_a_refusing_receiver_is_rejected_not_retried() {
     let rx = Receiver::start_v2("127.0.0.1:0", V2::Refuses, |_| Reply::status(204)).await;
     let w = writer(&[with_message(&rx, ProtobufMessage::V2)], &Labels::new()).await;
-    w.sink().append(&samples(&[series(1)], 1000));
+    w.sink().append(samples(&[series(1)], 1000));
     assert!(eventually(WAIT, || status(&w).samples_dropped["rejected"] == 1).await);
     assert_eq!(status(&w).samples_sent, 0);
     w.shutdown(WAIT).await;
