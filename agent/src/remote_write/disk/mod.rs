@@ -373,22 +373,13 @@ impl Queue for DiskQueue {
                 inner.report(&mut st);
                 st.store_position();
                 let closed = inner.closed.load(Ordering::Acquire);
-                let n = st
-                    .windows
-                    .get(shard)
-                    .map_or(0, std::collections::VecDeque::len);
+                let n = st.windows.get(shard).map_or(0, state::Window::len);
                 if let Some(take) = batch_size(n, max, closed, due) {
-                    let mut samples = Vec::with_capacity(take);
-                    let mut records: Vec<(u64, u32)> = Vec::new();
-                    if let Some(w) = st.windows.get_mut(shard) {
-                        for item in w.drain(..take) {
-                            match records.last_mut() {
-                                Some((r, c)) if *r == item.record => *c += 1,
-                                _ => records.push((item.record, 1)),
-                            }
-                            samples.push(item.sample);
-                        }
-                    }
+                    let (samples, records) = st
+                        .windows
+                        .get_mut(shard)
+                        .map(|w| w.take(take))
+                        .unwrap_or_default();
                     return Look::Ready(Batch {
                         shard,
                         samples,

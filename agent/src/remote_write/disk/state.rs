@@ -95,10 +95,65 @@ pub(crate) struct Fresh {
     pub(crate) samples: Vec<Sample>,
 }
 
-/// One sample waiting in a shard window, with the record it came from.
-pub(crate) struct Windowed {
-    pub(crate) sample: Sample,
-    pub(crate) record: u64,
+/// One shard's samples waiting to be sent, with the records they came from
+/// kept as runs (a record deals its samples for a shard in a row), so a
+/// batch is taken in bulk and a waiting sample costs no more than itself.
+#[derive(Default)]
+pub(crate) struct Window {
+    samples: VecDeque<Sample>,
+    /// `(record, samples)` runs covering `samples`, in order.
+    runs: VecDeque<(u64, u32)>,
+}
+
+impl Window {
+    /// Samples waiting.
+    pub(crate) fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// Adds a sample dealt from `record`.
+    pub(crate) fn push(&mut self, sample: Sample, record: u64) {
+        match self.runs.back_mut() {
+            Some((r, n)) if *r == record => *n += 1,
+            _ => self.runs.push_back((record, 1)),
+        }
+        self.samples.push_back(sample);
+    }
+
+    /// Takes the first `n` samples, with the `(record, samples)` runs they
+    /// came from.
+    pub(crate) fn take(&mut self, n: usize) -> (Vec<Sample>, Vec<(u64, u32)>) {
+        let samples: Vec<Sample> = self.samples.drain(..n.min(self.samples.len())).collect();
+        let mut records = Vec::new();
+        let mut left = samples.len();
+        while left > 0 {
+            let Some(run) = self.runs.front_mut() else {
+                break;
+            };
+            let count = run.1 as usize;
+            if count <= left {
+                records.push(*run);
+                self.runs.pop_front();
+                left -= count;
+            } else {
+                // `left < count`, a u32.
+                let part = u32::try_from(left).unwrap_or(u32::MAX);
+                records.push((run.0, part));
+                run.1 -= part;
+                left = 0;
+            }
+        }
+        (samples, records)
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.samples.clear();
+        self.runs.clear();
+    }
 }
 
 pub(crate) struct State {
@@ -137,7 +192,7 @@ pub(crate) struct State {
     skip_to: Position,
     reader: Option<File>,
     series: HashMap<u32, SeriesRef>,
-    pub(crate) windows: Vec<VecDeque<Windowed>>,
+    pub(crate) windows: Vec<Window>,
     pub(crate) shards: usize,
     pub(crate) want_shards: usize,
     records: VecDeque<Rec>,
@@ -226,7 +281,7 @@ impl State {
             skip_to: start,
             reader: None,
             series: HashMap::new(),
-            windows: (0..shards).map(|_| VecDeque::new()).collect(),
+            windows: (0..shards).map(|_| Window::default()).collect(),
             shards,
             want_shards: shards,
             records: VecDeque::new(),

@@ -711,3 +711,25 @@ async fn many_long_label_sets_do_not_turn_segments_into_series_definitions() {
         "series definitions are {definitions} of {total} bytes"
     );
 }
+
+#[test]
+fn a_window_hands_out_its_samples_with_the_records_they_came_from() {
+    let mut w = state::Window::default();
+    for (record, n) in [(7, 3), (8, 1), (9, 4)] {
+        for ts in 0..n {
+            w.push(batch(1, ts).remove(0), record);
+        }
+    }
+    assert_eq!(w.len(), 8);
+    // A run split by the batch boundary continues in the next batch.
+    let (samples, records) = w.take(5);
+    assert_eq!(samples.len(), 5);
+    assert_eq!(records, vec![(7, 3), (8, 1), (9, 1)]);
+    let (samples, records) = w.take(100);
+    let ts: Vec<i64> = samples.iter().map(|s| s.timestamp_ms).collect();
+    assert_eq!(ts, vec![1, 2, 3]);
+    assert_eq!(records, vec![(9, 3)]);
+    assert!(w.is_empty());
+    let (samples, records) = w.take(1);
+    assert!(samples.is_empty() && records.is_empty());
+}

@@ -2,7 +2,6 @@
 //! skipping what was delivered before a restart, counting damage, and
 //! rewinding for a new set of consumers.
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::sync::Arc;
@@ -10,7 +9,7 @@ use std::sync::Arc;
 use super::super::position::Position;
 use super::super::record::{self, Payload};
 use super::super::segment::{self, Item};
-use super::{Fresh, ITEMS_PER_PUMP, READ_PER_PUMP, Rec, Skip, State, Windowed, reach_over};
+use super::{Fresh, ITEMS_PER_PUMP, READ_PER_PUMP, Rec, Skip, State, Window, reach_over};
 use crate::model::{Sample, Series};
 
 impl State {
@@ -31,11 +30,11 @@ impl State {
     /// (callers then wake the shards, so one of them pumps again).
     pub(crate) fn pump(&mut self) -> bool {
         if self.resharding() {
-            if self.windows.iter().all(VecDeque::is_empty)
+            if self.windows.iter().all(Window::is_empty)
                 && self.records.iter().all(|r| r.remaining == 0)
             {
                 self.shards = self.want_shards;
-                self.windows = (0..self.shards).map(|_| VecDeque::new()).collect();
+                self.windows = (0..self.shards).map(|_| Window::default()).collect();
                 self.acked_to = vec![None; self.shards];
             } else {
                 return false;
@@ -243,7 +242,7 @@ impl State {
                 continue;
             }
             if let Some(w) = self.windows.get_mut(shard) {
-                w.push_back(Windowed { sample, record });
+                w.push(sample, record);
                 dealt.placed += 1;
             }
         }
