@@ -111,10 +111,14 @@ impl State {
         let replayed = self.cursor < self.skip_to;
         // The record the writer just wrote, still in memory: dealt as is.
         if !replayed && let Some(fresh) = self.take_fresh() {
-            let end = Position {
+            let at = |offset| Position {
                 segment: self.cursor.segment,
-                offset: fresh.end,
+                offset,
             };
+            let (defined_end, end) = (at(fresh.defined_end), at(fresh.end));
+            for _ in 0..fresh.defined {
+                self.close_record(idx, defined_end, Dealt::default());
+            }
             self.cursor = end;
             let dealt = self.deal(fresh.samples);
             return Ok(Some(self.close_record(idx, end, dealt)));
