@@ -320,11 +320,28 @@ impl State {
     /// when read again, so nothing is sent twice.
     pub(crate) fn rewind(&mut self) {
         let first = self.first_record;
-        let acked: Vec<Option<(u64, u32)>> = self
+        let mut acked: Vec<Option<(u64, u32)>> = self
             .acked_to
             .iter()
             .map(|a| a.and_then(|(r, n)| r.checked_sub(first).map(|nth| (nth, n))))
             .collect();
+        // A skip from an earlier rewind, not yet read past, under the same
+        // shard count: the reach recorded since covers only the records
+        // read again so far, so what it would still skip is carried over
+        // (two rewinds in a row would otherwise send it all again). Its
+        // records count from its base; those committed since are gone.
+        if let Some(old) = self.skip.as_ref().filter(|s| s.shards == self.shards)
+            && let Some(committed) = first.checked_sub(old.base)
+        {
+            for (now, before) in acked.iter_mut().zip(&old.acked) {
+                if let Some((r, n)) = *before
+                    && let Some(r) = r.checked_sub(committed)
+                    && now.is_none_or(|reach| reach < (r, n))
+                {
+                    *now = Some((r, n));
+                }
+            }
+        }
         // A skip not yet read past under another shard count: the reach
         // recorded since does not include what it skipped, so it cannot be
         // trusted; send again rather than risk skipping unsent samples.
