@@ -92,12 +92,6 @@ pub(crate) struct Fresh {
     pub(crate) start: Position,
     /// Where they end, in the same segment.
     pub(crate) end: u64,
-    /// The series definitions before the samples, and where they end: a
-    /// reader counts every frame as a record (the skip after a rewind
-    /// finds records by their number), so dealing the record from memory
-    /// must count them as reading the file does.
-    pub(crate) defined: u32,
-    pub(crate) defined_end: u64,
     pub(crate) samples: Vec<Sample>,
 }
 
@@ -339,7 +333,6 @@ impl State {
         let extras = chunk.iter().any(|s| s.extra.is_some());
         record::samples_payload(&mut self.payload, chunk.len(), extras);
         let mut series_payload = Vec::new();
-        let mut defined = 0u32;
         for s in &chunk {
             let id = match self.series_id(&s.series) {
                 Some(id) => id,
@@ -350,7 +343,6 @@ impl State {
                     let before = self.buf.len();
                     record::frame(&mut self.buf, 0, &series_payload);
                     self.defined += (self.buf.len() - before) as u64;
-                    defined += 1;
                     id
                 }
             };
@@ -360,7 +352,6 @@ impl State {
             }
         }
         let n = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
-        let defined_len = self.buf.len() as u64;
         record::frame(&mut self.buf, n, &self.payload);
         if let Err(e) = self.active.write_all(&self.buf) {
             // A partial write is cut at open like a torn tail; start a fresh
@@ -379,11 +370,15 @@ impl State {
         if let Some(seg) = self.segments.back()
             && !self.torn_active
         {
-            let start = Position {
-                segment: seg.seq,
-                offset: seg.bytes,
+            let fresh = Fresh {
+                start: Position {
+                    segment: seg.seq,
+                    offset: seg.bytes,
+                },
+                end: seg.bytes + self.buf.len() as u64,
+                samples: chunk,
             };
-            self.keep_fresh(start, (defined, defined_len), chunk);
+            self.keep_fresh(fresh);
         }
         if let Some(seg) = self.segments.back_mut() {
             seg.bytes += self.buf.len() as u64;
@@ -457,18 +452,11 @@ impl State {
             .min((self.budget / 2).max(self.segment_size))
     }
 
-    /// Keeps the record just written at `start` (in `buf`) in memory for
-    /// the reader, within the bound.
-    /// `defined`: the series definitions in `buf` and their length.
-    fn keep_fresh(&mut self, start: Position, defined: (u32, u64), samples: Vec<Sample>) {
-        self.fresh_samples += samples.len();
-        self.fresh.push_back(Fresh {
-            start,
-            end: start.offset + self.buf.len() as u64,
-            defined: defined.0,
-            defined_end: start.offset + defined.1,
-            samples,
-        });
+    /// Keeps the record just written in memory for the reader, within the
+    /// bound.
+    fn keep_fresh(&mut self, fresh: Fresh) {
+        self.fresh_samples += fresh.samples.len();
+        self.fresh.push_back(fresh);
         while self.fresh_samples > self.window.max(RECORD_SAMPLES) {
             self.pop_fresh();
         }

@@ -111,14 +111,10 @@ impl State {
         let replayed = self.cursor < self.skip_to;
         // The record the writer just wrote, still in memory: dealt as is.
         if !replayed && let Some(fresh) = self.take_fresh() {
-            let at = |offset| Position {
+            let end = Position {
                 segment: self.cursor.segment,
-                offset,
+                offset: fresh.end,
             };
-            let (defined_end, end) = (at(fresh.defined_end), at(fresh.end));
-            for _ in 0..fresh.defined {
-                self.close_record(idx, defined_end, Dealt::default());
-            }
             self.cursor = end;
             let dealt = self.deal(fresh.samples);
             return Ok(Some(self.close_record(idx, end, dealt)));
@@ -200,7 +196,11 @@ impl State {
             Some(None) => dealt.missing += u64::from(lost),
             None => {}
         }
-        if replayed {
+        // Only frames that carry samples are numbered records: series
+        // definitions get no number, so a record dealt from memory (its
+        // definitions and samples at once) numbers as reading the file does,
+        // which the skip after a rewind relies on.
+        if replayed || lost == 0 {
             return Ok(Some(false));
         }
         Ok(Some(self.close_record(idx, end, dealt)))
@@ -253,8 +253,8 @@ impl State {
         dealt
     }
 
-    /// The id the next record read gets in `records` (every record read
-    /// past `skip_to` gets one).
+    /// The id the next record read gets in `records` (every frame with
+    /// samples read past `skip_to` gets one).
     fn next_record(&self) -> u64 {
         self.first_record + self.records.len() as u64
     }
