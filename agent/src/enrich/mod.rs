@@ -239,7 +239,7 @@ impl Enricher {
 }
 
 impl SampleSink for Enricher {
-    fn append(&self, samples: Vec<Sample>) {
+    fn append(&self, mut samples: Vec<Sample>) {
         let inner = &self.inner;
         let generation = inner.store.generation();
         // The usual case: every series passes unchanged at this generation,
@@ -251,25 +251,26 @@ impl SampleSink for Enricher {
             inner.next.append(samples);
             return;
         };
-        let mut out = Vec::with_capacity(samples.len());
-        out.extend_from_slice(&samples[..first]);
-        let samples = &samples[first..];
+        // The unchanged prefix stays where it is; the rest is routed after it.
+        let rest = samples.split_off(first);
+        let mut out = samples;
+        out.reserve(rest.len());
         // At most one lock per batch, and none while every series' result is
         // recorded on the series for this pod-cache generation (the usual
         // case). `next.append` never blocks (SampleSink's contract), and
         // calling it under the lock keeps each series' samples in order
         // between held and direct paths.
         let mut locked: Option<(MutexGuard<'_, State>, Instant)> = None;
-        for s in samples {
+        for mut s in rest {
             if let Some(output) = s.series.enriched(generation) {
-                out.push(match output {
-                    Some(series) => s.with_series(series),
-                    None => s.clone(),
-                });
+                if let Some(series) = output {
+                    s.series = series;
+                }
+                out.push(s);
                 continue;
             }
             let (st, now) = locked.get_or_insert_with(|| (inner.lock(), Instant::now()));
-            inner.route(st, s, *now, generation, &mut out);
+            inner.route(st, &s, *now, generation, &mut out);
         }
         if let Some((st, _)) = &locked {
             inner
