@@ -19,6 +19,8 @@ pub(crate) struct Recovered {
     pub(crate) torn_samples: u64,
     /// Bytes cut off.
     pub(crate) torn_bytes: u64,
+    /// Damage before this point was counted already (see [`position::Stored`]).
+    pub(crate) counted: Position,
 }
 
 impl Recovered {
@@ -33,6 +35,8 @@ impl Recovered {
 pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
     let mut seqs = segment::list(dir)?;
     let stored = position::load(dir);
+    let counted = stored.map(|s| s.counted).unwrap_or_default();
+    let stored = stored.map(|s| s.committed);
     // Left by versions that replaced the position by rename.
     let _ = std::fs::remove_file(dir.join("position.tmp"));
     let mut start = match (stored, seqs.first()) {
@@ -99,5 +103,6 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
         out.segments.push((seq, pos, samples));
     }
     out.start = start;
+    out.counted = counted;
     Ok(out)
 }

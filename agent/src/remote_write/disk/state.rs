@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use super::position::{Position, PositionFile};
+use super::position::{Position, PositionFile, Stored};
 use super::record;
 use super::segment;
 use crate::model::{Sample, SeriesRef};
@@ -66,22 +66,79 @@ struct Rec {
     remaining: u32,
     /// Samples not dealt because they were acknowledged before a rewind.
     skipped: u32,
+    /// Samples lost to damage (in the record, or in the series it uses).
+    missing: u32,
 }
 
 /// What the shards had acknowledged when the queue was rewound, so reading
 /// it again skips exactly that: a successor taking the queue over then sends
 /// each sample once even when shards had acknowledged out of step.
+///
+/// Rewinds in a row stack: each one's acknowledgements were counted over the
+/// samples the earlier ones let through, so a sample read again meets them
+/// oldest first, and the first with room for it skips it. That holds under
+/// any shard counts, since each keeps its own.
 pub(crate) struct Skip {
     /// The shard count the acknowledgements were made under.
     shards: usize,
     /// Per old shard: `(record, n)`, all of its samples in records before
     /// `record` and its first `n` in `record` were acknowledged. Records
-    /// count from the committed position at the rewind.
+    /// count from `base`.
     acked: Vec<Option<(u64, u32)>>,
     /// The record id the re-read starts at (record 0 above).
     base: u64,
     /// Past this record (counted the same way) nothing is skipped.
     last: u64,
+}
+
+impl Skip {
+    /// Built from per-shard reaches counted from `base`; `None` when
+    /// nothing was acknowledged.
+    fn new(shards: usize, acked: Vec<Option<(u64, u32)>>, base: u64) -> Option<Self> {
+        let last = acked.iter().flatten().map(|&(r, _)| r).max()?;
+        Some(Self {
+            shards,
+            acked,
+            base,
+            last,
+        })
+    }
+
+    /// The same skip counted from a new `base`, after `committed` of its
+    /// records were committed (they are not read again).
+    fn rebased(&self, committed: u64, base: u64) -> Option<Self> {
+        let acked = self
+            .acked
+            .iter()
+            .map(|a| a.and_then(|(r, n)| r.checked_sub(committed).map(|r| (r, n))))
+            .collect();
+        Self::new(self.shards, acked, base)
+    }
+
+    /// Per shard of this skip, how many of its samples in `record` to skip;
+    /// `None` past everything it skips.
+    fn quota(&self, record: u64) -> Option<(usize, Vec<u32>)> {
+        let nth = record.wrapping_sub(self.base);
+        if nth > self.last {
+            return None;
+        }
+        let quota = self
+            .acked
+            .iter()
+            .map(|a| match *a {
+                Some((r, _)) if nth < r => u32::MAX,
+                Some((r, n)) if nth == r => n,
+                _ => 0,
+            })
+            .collect();
+        Some((self.shards, quota))
+    }
+
+    /// True once the first `committed` records from `base` cover all it
+    /// skips: a later rewind reads none of them again.
+    fn committed(&self, committed: u64) -> bool {
+        committed > self.last
+    }
 }
 
 /// A record this process just wrote, its samples still in memory: a reader
@@ -201,10 +258,14 @@ pub(crate) struct State {
     /// first `n` samples it was dealt from `record` and all it was dealt
     /// before. A shard acknowledges its window in order, so this is exact.
     acked_to: Vec<Option<(u64, u32)>>,
-    /// Set by a rewind until the reader has passed what it covers.
-    skip: Option<Skip>,
+    /// Set by rewinds, oldest first, each until what it skips is committed
+    /// (until then a later rewind reads those records again).
+    skips: Vec<Skip>,
     pub(crate) committed: Position,
-    /// The committed position changed since it was last written.
+    /// Damage before this point was counted as lost already (by this
+    /// process, or one before it): read again, it is not counted twice.
+    damage_counted: Position,
+    /// The committed or counted position changed since it was last written.
     position_dirty: bool,
     /// The position was written since the last fsync.
     pub(crate) position_unsynced: bool,
@@ -253,7 +314,11 @@ impl State {
             rec.start
         };
         let shards = shards.max(1);
-        let position = PositionFile::create(&dir, start)
+        let stored = Stored {
+            committed: start,
+            counted: rec.counted,
+        };
+        let position = PositionFile::create(&dir, stored)
             .inspect_err(|e| tracing::error!(dir = %dir.display(), error = %e, "cannot create the queue position file; trying again on every acknowledgement"))
             .ok();
         Ok(Self {
@@ -287,8 +352,9 @@ impl State {
             records: VecDeque::new(),
             first_record: 0,
             acked_to: vec![None; shards],
-            skip: None,
+            skips: Vec::new(),
             committed: start,
+            damage_counted: rec.counted,
             position_dirty: position.is_none(),
             position_unsynced: false,
             position,
@@ -543,7 +609,7 @@ impl State {
         self.reader = None;
         self.series.clear();
         // Record counts from the committed position no longer line up.
-        self.skip = None;
+        self.skips.clear();
         self.prune_tables();
     }
 
@@ -574,6 +640,9 @@ impl State {
                 self.first_record += 1;
             }
         }
+        let first = self.first_record;
+        self.skips
+            .retain(|s| !s.committed(first.wrapping_sub(s.base)));
         if self.records.is_empty() && self.cursor >= self.skip_to {
             self.committed = self.cursor;
         }
@@ -597,10 +666,14 @@ impl State {
     /// process crash; the flusher makes it durable).
     pub(crate) fn store_position(&mut self) {
         if self.position_dirty {
+            let now = Stored {
+                committed: self.committed,
+                counted: self.damage_counted,
+            };
             let stored = if let Some(file) = &mut self.position {
-                file.store(self.committed)
+                file.store(now)
             } else {
-                PositionFile::create(&self.dir, self.committed).map(|f| self.position = Some(f))
+                PositionFile::create(&self.dir, now).map(|f| self.position = Some(f))
             };
             match stored {
                 Ok(()) => {

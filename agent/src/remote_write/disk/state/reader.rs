@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::super::position::Position;
 use super::super::record::{self, Payload};
 use super::super::segment::{self, Item};
-use super::{Fresh, ITEMS_PER_PUMP, READ_PER_PUMP, Rec, Skip, State, Window, reach_over};
+use super::{Fresh, ITEMS_PER_PUMP, READ_PER_PUMP, Rec, Skip, State, Window};
 use crate::model::{Sample, Series};
 
 impl State {
@@ -211,38 +211,24 @@ impl State {
     fn deal(&mut self, samples: Vec<Sample>) -> Dealt {
         let record = self.next_record();
         let mut dealt = Dealt::default();
-        // After a rewind: the old shard count, and per old shard how many
-        // of its samples in this record to skip.
-        let mut skipping = self.skip.as_ref().map(|s| {
-            let nth = record.wrapping_sub(s.base);
-            let quota: Vec<u32> = s
-                .acked
-                .iter()
-                .map(|a| match *a {
-                    Some((r, _)) if nth < r => u32::MAX,
-                    Some((r, n)) if nth == r => n,
-                    _ => 0,
-                })
-                .collect();
-            (s.shards, quota)
-        });
+        // After rewinds: per skip, its shard count and how many of each of
+        // its shards' samples in this record to skip.
+        let mut quotas: Vec<(usize, Vec<u32>)> =
+            self.skips.iter().filter_map(|s| s.quota(record)).collect();
         for sample in samples {
             let hash = sample.series.hash();
             let shard = (hash % self.shards as u64) as usize;
-            if let Some((old_shards, quota)) = &mut skipping
-                && let Some(q) = quota.get_mut((hash % *old_shards as u64) as usize)
-                && *q > 0
-            {
-                *q -= 1;
+            let skipped = quotas.iter_mut().any(|(shards, quota)| {
+                quota
+                    .get_mut((hash % *shards as u64) as usize)
+                    .is_some_and(|q| {
+                        let take = *q > 0;
+                        *q = q.saturating_sub(1);
+                        take
+                    })
+            });
+            if skipped {
                 dealt.skipped += 1;
-                // Under the same shard count the skipped samples are a
-                // prefix of the shard's share, as if acknowledged now: a
-                // later rewind then covers them too.
-                if *old_shards == self.shards
-                    && let Some(to) = self.acked_to.get_mut(shard)
-                {
-                    reach_over(to, record, 1);
-                }
                 continue;
             }
             if let Some(w) = self.windows.get_mut(shard) {
@@ -267,16 +253,20 @@ impl State {
             skipped,
             missing,
         } = dealt;
-        let record = self.next_record();
         if missing > 0 {
-            self.losses.corrupt += missing;
             self.pending = self.pending.saturating_sub(missing);
-            tracing::warn!(
-                segment = end.segment,
-                offset = end.offset,
-                samples = missing,
-                "skipped damaged queue data"
-            );
+            // Counted once, however often a restart or a rewind reads it.
+            if end > self.damage_counted {
+                self.damage_counted = end;
+                self.position_dirty = true;
+                self.losses.corrupt += missing;
+                tracing::warn!(
+                    segment = end.segment,
+                    offset = end.offset,
+                    samples = missing,
+                    "skipped damaged queue data"
+                );
+            }
         }
         if let Some(seg) = self.segments.get_mut(idx) {
             seg.read += u64::from(placed + skipped) + missing;
@@ -284,18 +274,12 @@ impl State {
         // Skipped samples were acknowledged before the rewind counted them
         // as pending again.
         self.pending = self.pending.saturating_sub(u64::from(skipped));
-        if self
-            .skip
-            .as_ref()
-            .is_some_and(|s| record.wrapping_sub(s.base) >= s.last)
-        {
-            self.skip = None;
-        }
         self.records.push_back(Rec {
             end,
             placed,
             remaining: placed,
             skipped,
+            missing: u32::try_from(missing).unwrap_or(u32::MAX),
         });
         placed > 0
     }
@@ -320,48 +304,32 @@ impl State {
     /// when read again, so nothing is sent twice.
     pub(crate) fn rewind(&mut self) {
         let first = self.first_record;
-        let mut acked: Vec<Option<(u64, u32)>> = self
+        let acked = self
             .acked_to
             .iter()
             .map(|a| a.and_then(|(r, n)| r.checked_sub(first).map(|nth| (nth, n))))
             .collect();
-        // A skip from an earlier rewind, not yet read past, under the same
-        // shard count: the reach recorded since covers only the records
-        // read again so far, so what it would still skip is carried over
-        // (two rewinds in a row would otherwise send it all again). Its
-        // records count from its base; those committed since are gone.
-        if let Some(old) = self.skip.as_ref().filter(|s| s.shards == self.shards)
-            && let Some(committed) = first.checked_sub(old.base)
-        {
-            for (now, before) in acked.iter_mut().zip(&old.acked) {
-                if let Some((r, n)) = *before
-                    && let Some(r) = r.checked_sub(committed)
-                    && now.is_none_or(|reach| reach < (r, n))
-                {
-                    *now = Some((r, n));
-                }
-            }
-        }
-        // A skip not yet read past under another shard count: the reach
-        // recorded since does not include what it skipped, so it cannot be
-        // trusted; send again rather than risk skipping unsent samples.
-        let trusted = self.skip.as_ref().is_none_or(|s| s.shards == self.shards);
-        let last = acked.iter().flatten().map(|&(r, _)| r).max();
         self.first_record += 1 << 32;
-        self.skip = last.filter(|_| trusted).map(|last| Skip {
-            shards: self.shards,
-            acked,
-            base: self.first_record,
-            last,
-        });
+        let base = self.first_record;
+        // Earlier skips not yet read past keep skipping, counted from the
+        // new base (records committed since are not read again); this
+        // rewind's acknowledgements were counted over what they let through.
+        let mut skips: Vec<Skip> = self
+            .skips
+            .iter()
+            .filter_map(|s| s.rebased(first.wrapping_sub(s.base), base))
+            .collect();
+        skips.extend(Skip::new(self.shards, acked, base));
+        self.skips = skips;
         self.acked_to = vec![None; self.shards];
         for r in self.records.drain(..) {
+            let again = u64::from(r.placed + r.skipped) + u64::from(r.missing);
             if let Some(seg) = self.segments.iter_mut().find(|s| s.seq == r.end.segment) {
-                seg.read = seg.read.saturating_sub(u64::from(r.placed + r.skipped));
+                seg.read = seg.read.saturating_sub(again);
             }
-            // Acknowledged and skipped ones are read again: pending until
-            // skipped (or acknowledged) once more.
-            self.pending += u64::from(r.placed - r.remaining + r.skipped);
+            // Acknowledged, skipped and lost ones are read again: pending
+            // until skipped, acknowledged or found lost once more.
+            self.pending += again - u64::from(r.remaining);
         }
         for w in &mut self.windows {
             w.clear();
