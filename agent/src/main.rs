@@ -18,14 +18,18 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// the rest (fsync, blocking reads, or a second worker when configured; the
 /// default of four per CPU kept ~15 MB more resident at 100k series, and
 /// one arena measured no different from two), and freed pages returned to
-/// the system within a second.
+/// the system within 200 ms by jemalloc's background thread. Without that
+/// thread, purging waits for allocation activity to tick and lagged far
+/// behind the decay time: ~15 MB more resident at 100k series (79 MiB peak
+/// instead of 64 at 20 targets x 5000 series), for no measurable CPU.
 #[allow(
     unsafe_code,
     non_upper_case_globals,
     reason = "jemalloc looks this constant C string up by name"
 )]
 #[unsafe(export_name = "_rjem_malloc_conf")]
-pub static malloc_conf: &[u8] = b"narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+pub static malloc_conf: &[u8] =
+    b"narenas:2,background_thread:true,dirty_decay_ms:200,muzzy_decay_ms:0\0";
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
