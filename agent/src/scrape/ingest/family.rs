@@ -24,7 +24,7 @@ const POINT_LABELS: [&str; 2] = ["le", "quantile"];
 
 struct Known {
     metadata: Arc<Metadata>,
-    seen: u64,
+    seen: u32,
 }
 
 /// What a target keeps between scrapes: family metadata and reusable buffers.
@@ -39,7 +39,7 @@ pub(super) struct FamilyCache {
 
 impl FamilyCache {
     /// The state of one scrape over a body living for `'a`.
-    pub(super) fn scrape<'a>(&mut self, generation: u64) -> ScrapeFamilies<'a, '_> {
+    pub(super) fn scrape<'a>(&mut self, generation: u32) -> ScrapeFamilies<'a, '_> {
         self.points.clear();
         self.created.clear();
         ScrapeFamilies {
@@ -54,7 +54,7 @@ impl FamilyCache {
     }
 
     /// Forgets families not seen in the scrape of `generation`.
-    pub(super) fn retain_seen(&mut self, generation: u64) {
+    pub(super) fn retain_seen(&mut self, generation: u32) {
         self.known.retain(|_, k| k.seen == generation);
     }
 }
@@ -62,7 +62,7 @@ impl FamilyCache {
 /// The family the last metadata lines described, during one scrape.
 pub(super) struct ScrapeFamilies<'a, 'c> {
     cache: &'c mut FamilyCache,
-    generation: u64,
+    generation: u32,
     name: &'a str,
     metric_type: MetricType,
     help: Option<Cow<'a, str>>,
@@ -122,7 +122,7 @@ impl<'a> ScrapeFamilies<'a, '_> {
 impl FamilyCache {
     /// The shared metadata of family `name`: last scrape's when the text is
     /// the same, a new one otherwise.
-    fn lookup(&mut self, name: &str, generation: u64, help: &str, unit: &str) -> Arc<Metadata> {
+    fn lookup(&mut self, name: &str, generation: u32, help: &str, unit: &str) -> Arc<Metadata> {
         if let Some(k) = self.known.get_mut(name) {
             k.seen = generation;
             if k.metadata.help == help && k.metadata.unit == unit {
