@@ -311,9 +311,10 @@ impl State {
             .collect();
         self.first_record += 1 << 32;
         let base = self.first_record;
-        // Earlier skips not yet read past keep skipping, counted from the
-        // new base (records committed since are not read again); this
-        // rewind's acknowledgements were counted over what they let through.
+        // Earlier skips whose records are not all committed keep skipping,
+        // counted from the new base (records committed since are not read
+        // again); this rewind's acknowledgements were counted over what
+        // they let through, so it goes last.
         let mut skips: Vec<Skip> = self
             .skips
             .iter()
