@@ -38,6 +38,16 @@ fn open(o: &DiskOptions) -> (DiskQueue, Seen) {
     (q, seen)
 }
 
+/// Opens a queue on `o` and appends `records` records of the first `series`
+/// series, at timestamps 0, 1, ...
+fn open_filled(o: &DiskOptions, records: i64, series: usize) -> (DiskQueue, Seen) {
+    let (q, seen) = open(o);
+    for ts in 0..records {
+        q.append(batch(series, ts));
+    }
+    (q, seen)
+}
+
 fn series(i: usize) -> SeriesRef {
     Series::new(
         Labels::from_pairs([("__name__", "m"), ("i", &i.to_string())]),
@@ -181,10 +191,7 @@ fn segment_bytes(dir: &Path) -> u64 {
 #[tokio::test]
 async fn records_just_written_are_dealt_from_memory_without_reading_them_back() {
     let dir = tempfile::tempdir().expect("dir");
-    let (q, seen) = open(&opts(dir.path(), 2));
-    for ts in 0..50 {
-        q.append(batch(20, ts));
-    }
+    let (q, seen) = open_filled(&opts(dir.path(), 2), 50, 20);
     // The file is ruined before the reader gets to it: what it deals can
     // only have come from memory.
     zero_segments(dir.path(), u64::MAX);
@@ -224,10 +231,7 @@ async fn a_backlog_beyond_the_memory_bound_is_read_from_disk() {
     // Undamaged, the same backlog arrives whole and in order.
     let dir = tempfile::tempdir().expect("dir");
     o.dir = dir.path().to_path_buf();
-    let (q, seen) = open(&o);
-    for ts in 0..5 {
-        q.append(batch(2000, ts));
-    }
+    let (q, seen) = open_filled(&o, 5, 2000);
     let m = per_series(&take(&q, true, 500).await);
     assert_eq!(m.len(), 2000);
     for ts in m.values() {
@@ -254,10 +258,7 @@ async fn a_position_file_that_cannot_be_created_does_not_stop_the_queue() {
     let blocker = dir.path().join("position");
     std::fs::create_dir(&blocker).expect("dir");
     let o = opts(dir.path(), 1);
-    let (q, _) = open(&o);
-    for ts in 0..3 {
-        q.append(batch(10, ts));
-    }
+    let (q, _) = open_filled(&o, 3, 10);
     let b = q.next_batch(0, 10, Duration::ZERO).await.expect("batch");
     q.ack(&b);
     // Once the file can be created, the next acknowledgement stores the position.
@@ -277,10 +278,7 @@ async fn a_position_file_that_cannot_be_created_does_not_stop_the_queue() {
 async fn crash_replays_exactly_the_unacknowledged_samples() {
     let dir = tempfile::tempdir().expect("dir");
     let o = opts(dir.path(), 1);
-    let (q, _) = open(&o);
-    for ts in 0..10 {
-        q.append(batch(10, ts));
-    }
+    let (q, _) = open_filled(&o, 10, 10);
     // Ack the first 30 samples (3 whole records), take 10 more unacked.
     let b = q.next_batch(0, 30, Duration::ZERO).await.expect("batch");
     q.ack(&b);
@@ -302,10 +300,7 @@ async fn crash_replays_exactly_the_unacknowledged_samples() {
 async fn torn_tail_and_flipped_byte_lose_only_the_damaged_records() {
     let dir = tempfile::tempdir().expect("dir");
     let o = opts(dir.path(), 2);
-    let (q, seen) = open(&o);
-    for ts in 0..10 {
-        q.append(batch(5, ts));
-    }
+    let (q, seen) = open_filled(&o, 10, 5);
     q.crash();
     let seg = segment::list(dir.path()).expect("list")[0];
     let path = segment::path(dir.path(), seg);
@@ -365,10 +360,7 @@ async fn disk_budget_drops_oldest_counts_them_and_keeps_newest() {
 #[tokio::test]
 async fn resharding_waits_for_acks_and_keeps_series_order() {
     let dir = tempfile::tempdir().expect("dir");
-    let (q, _) = open(&opts(dir.path(), 1));
-    for ts in 0..20 {
-        q.append(batch(16, ts));
-    }
+    let (q, _) = open_filled(&opts(dir.path(), 1), 20, 16);
     let first = q.next_batch(0, 50, Duration::ZERO).await.expect("batch");
     q.set_shards(4);
     assert_eq!(q.shards(), 1, "not before the dealt samples are acked");
@@ -796,10 +788,7 @@ async fn a_rewind_after_reading_fresh_records_that_define_series_sends_nothing_t
 #[tokio::test]
 async fn two_rewinds_in_a_row_keep_what_the_first_would_skip() {
     let dir = tempfile::tempdir().expect("dir");
-    let (q, _) = open(&opts(dir.path(), 2));
-    for ts in 0..3 {
-        q.append(batch(10, ts));
-    }
+    let (q, _) = open_filled(&opts(dir.path(), 2), 3, 10);
     // Shard 0 acknowledges its share; shard 1 holds the committed
     // position back.
     let b = q.next_batch(0, 100, Duration::ZERO).await.expect("batch");
@@ -816,10 +805,7 @@ async fn rewinds_across_a_shard_change_send_nothing_twice() {
     let mut o = opts(dir.path(), 2);
     // Small windows, so the re-read stops before it passes what it skips.
     o.window = 4;
-    let (q, _) = open(&o);
-    for ts in 0..3 {
-        q.append(batch(10, ts));
-    }
+    let (q, _) = open_filled(&o, 3, 10);
     let b = q.next_batch(0, 100, Duration::ZERO).await.expect("batch");
     let mut sent = ids(&b);
     q.ack(&b);
@@ -845,10 +831,7 @@ async fn rewinds_across_a_shard_change_send_nothing_twice() {
 async fn damage_is_counted_once_however_often_it_is_read() {
     let dir = tempfile::tempdir().expect("dir");
     let o = opts(dir.path(), 1);
-    let (q, _) = open(&o);
-    for ts in 0..4 {
-        q.append(batch(5, ts));
-    }
+    let (q, _) = open_filled(&o, 4, 5);
     q.crash();
     // Flip a payload byte of the third sample record.
     let path = segment::path(dir.path(), segment::list(dir.path()).expect("list")[0]);
