@@ -218,14 +218,15 @@ impl State {
         for sample in samples {
             let hash = sample.series.hash();
             let shard = (hash % self.shards as u64) as usize;
+            // The oldest skip with room for the sample takes it.
             let skipped = quotas.iter_mut().any(|(shards, quota)| {
-                quota
-                    .get_mut((hash % *shards as u64) as usize)
-                    .is_some_and(|q| {
-                        let take = *q > 0;
-                        *q = q.saturating_sub(1);
-                        take
-                    })
+                match quota.get_mut((hash % *shards as u64) as usize) {
+                    Some(q) if *q > 0 => {
+                        *q -= 1;
+                        true
+                    }
+                    _ => false,
+                }
             });
             if skipped {
                 dealt.skipped += 1;
