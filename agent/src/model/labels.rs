@@ -1,16 +1,16 @@
 //! Label sets with the invariants remote write demands: sorted by name in
 //! byte order, no duplicate names, no empty names or values.
 //!
-//! A set is one packed buffer: per label, the protobuf `Label` message as a
-//! repeated field 1 (`0x0a len 0x0a len name 0x12 len value`). That is one
-//! allocation per series instead of two strings per label (a third of the
-//! memory at 200k series), and it is byte for byte remote write 1.0's
-//! `TimeSeries.labels` (and `Exemplar.labels`), which the encoder copies as
-//! is instead of keeping a second, encoded copy.
+//! A set is a row of interned pairs ([`super::intern`]): one small
+//! allocation per series, with the text of each distinct pair stored once.
+//! Each pair keeps its remote write 1.0 `Label` message as repeated field 1
+//! (`0x0a len 0x0a len name 0x12 len value`), so the encoder writes a
+//! set's `TimeSeries.labels` (or `Exemplar.labels`) by copying those.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
-use prost::encoding::{decode_varint, encode_varint, encoded_len_varint};
+use super::intern::{Pair, intern};
 
 /// One owned label: a name and its value (for building a [`Labels`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,18 +30,35 @@ pub struct LabelRef<'a> {
     pub value: &'a str,
 }
 
-/// Field 1, length-delimited: `TimeSeries.labels`, `Label.name`.
-const TAG_ONE: u8 = 0x0a;
-/// Field 2, length-delimited: `Label.value`.
-const TAG_TWO: u8 = 0x12;
-
 /// A sorted label set. Setting a label to `""` removes it, exactly like
 /// Prometheus' `labels.Builder`, so an empty value can never be stored.
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Default)]
 pub struct Labels {
-    // Packed labels (module docs), sorted by name (byte order), unique
-    // names, non-empty values. Only this module writes it, from `&str`s.
-    buf: Box<[u8]>,
+    // Sorted by name (byte order), unique names, non-empty values. Only
+    // this module builds it.
+    pairs: Box<[Pair]>,
+}
+
+impl PartialEq for Labels {
+    fn eq(&self, other: &Self) -> bool {
+        self.pairs.len() == other.pairs.len()
+            && self
+                .pairs
+                .iter()
+                .zip(other.pairs.iter())
+                .all(|(a, b)| a.same(b))
+    }
+}
+
+impl Eq for Labels {}
+
+impl Hash for Labels {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_usize(self.pairs.len());
+        for p in self.pairs.iter() {
+            state.write_u64(p.hash());
+        }
+    }
 }
 
 impl fmt::Debug for Labels {
@@ -104,22 +121,25 @@ impl Labels {
         }
     }
 
-    /// Packs labels already sorted, unique and non-empty.
-    fn pack<'a>(labels: impl Iterator<Item = (&'a str, &'a str)> + Clone) -> Self {
-        let size: usize = labels.clone().map(|(n, v)| packed_len(n, v)).sum();
-        let mut buf = Vec::with_capacity(size);
-        for (n, v) in labels {
-            push_label(&mut buf, n, v);
-        }
+    /// Interns labels already sorted, unique and non-empty.
+    fn pack<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>) -> Self {
         Self {
-            buf: buf.into_boxed_slice(),
+            pairs: labels.map(|(n, v)| intern(n, v)).collect(),
         }
     }
 
-    /// The packed form: remote write 1.0 `Label` messages as repeated
-    /// field 1, ready to copy into a `TimeSeries` or an `Exemplar`.
-    pub fn as_protobuf(&self) -> &[u8] {
-        &self.buf
+    /// Bytes of the set as remote write 1.0 `TimeSeries.labels` (or
+    /// `Exemplar.labels`) fields.
+    pub fn protobuf_len(&self) -> usize {
+        self.pairs.iter().map(|p| p.packed().len()).sum()
+    }
+
+    /// Appends the set as remote write 1.0 `Label` messages, repeated
+    /// field 1: the bytes of a `TimeSeries.labels` or `Exemplar.labels`.
+    pub fn write_protobuf(&self, out: &mut Vec<u8>) {
+        for p in self.pairs.iter() {
+            out.extend_from_slice(p.packed());
+        }
     }
 
     /// The value of `name`, or `None` when it is not set.
@@ -149,22 +169,22 @@ impl Labels {
         if name.is_empty() || self.get(name) == Some(value) {
             return;
         }
-        let mut buf = Vec::with_capacity(self.buf.len() + packed_len(name, value));
+        let mut pairs = Vec::with_capacity(self.pairs.len() + 1);
         let mut placed = false;
-        for l in self.iter() {
-            if !placed && l.name.as_bytes() >= name.as_bytes() {
-                push_label(&mut buf, name, value);
+        for p in self.pairs.iter() {
+            if !placed && p.name().as_bytes() >= name.as_bytes() {
+                pairs.push(intern(name, value));
                 placed = true;
-                if l.name == name {
+                if p.name() == name {
                     continue;
                 }
             }
-            push_label(&mut buf, l.name, l.value);
+            pairs.push(p.clone());
         }
         if !placed {
-            push_label(&mut buf, name, value);
+            pairs.push(intern(name, value));
         }
-        self.buf = buf.into_boxed_slice();
+        self.pairs = pairs.into_boxed_slice();
     }
 
     /// Removes `name`; returns its value if it was set.
@@ -179,28 +199,34 @@ impl Labels {
         if self.iter().all(|l| keep(&l)) {
             return;
         }
-        let mut buf = Vec::with_capacity(self.buf.len());
-        for l in self.iter() {
-            if keep(&l) {
-                push_label(&mut buf, l.name, l.value);
-            }
-        }
-        self.buf = buf.into_boxed_slice();
+        self.pairs = self
+            .pairs
+            .iter()
+            .filter(|p| {
+                keep(&LabelRef {
+                    name: p.name(),
+                    value: p.value(),
+                })
+            })
+            .cloned()
+            .collect();
     }
 
     /// The labels in byte order of their names.
     pub fn iter(&self) -> Iter<'_> {
-        Iter { rest: &self.buf }
+        Iter {
+            pairs: self.pairs.iter(),
+        }
     }
 
     /// Number of labels.
     pub fn len(&self) -> usize {
-        self.iter().count()
+        self.pairs.len()
     }
 
     /// True when no label is set.
     pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
+        self.pairs.is_empty()
     }
 
     /// The metric name (`__name__`), if set.
@@ -230,67 +256,28 @@ impl Labels {
     }
 }
 
-/// Bytes one label takes packed.
-fn packed_len(name: &str, value: &str) -> usize {
-    let inner = message_len(name, value);
-    1 + encoded_len_varint(inner as u64) + inner
-}
-
-/// Length of a `Label` message's fields.
-fn message_len(name: &str, value: &str) -> usize {
-    let field = |s: &str| 1 + encoded_len_varint(s.len() as u64) + s.len();
-    field(name) + field(value)
-}
-
-fn push_label(out: &mut Vec<u8>, name: &str, value: &str) {
-    out.push(TAG_ONE);
-    encode_varint(message_len(name, value) as u64, out);
-    out.push(TAG_ONE);
-    encode_varint(name.len() as u64, out);
-    out.extend_from_slice(name.as_bytes());
-    out.push(TAG_TWO);
-    encode_varint(value.len() as u64, out);
-    out.extend_from_slice(value.as_bytes());
-}
-
 /// Iterator over the labels of a [`Labels`], in name order.
 #[derive(Clone)]
 pub struct Iter<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Iter<'a> {
-    /// A varint at the front of `rest`, consumed.
-    fn varint(&mut self) -> usize {
-        // Only this module writes the buffer, so the varint is well formed.
-        decode_varint(&mut self.rest).map_or(0, |v| usize::try_from(v).unwrap_or(usize::MAX))
-    }
-
-    /// A tagged, length-prefixed string at the front of `rest`, consumed.
-    fn field(&mut self) -> &'a str {
-        self.rest = self.rest.get(1..).unwrap_or_default();
-        let n = self.varint().min(self.rest.len());
-        let (s, rest) = self.rest.split_at(n);
-        self.rest = rest;
-        // The buffer is only ever written from `&str`s, so this never fails.
-        std::str::from_utf8(s).unwrap_or_default()
-    }
+    pairs: std::slice::Iter<'a, Pair>,
 }
 
 impl<'a> Iterator for Iter<'a> {
     type Item = LabelRef<'a>;
 
     fn next(&mut self) -> Option<LabelRef<'a>> {
-        if self.rest.is_empty() {
-            return None;
-        }
-        self.rest = &self.rest[1..];
-        let _message_len = self.varint();
-        let name = self.field();
-        let value = self.field();
-        Some(LabelRef { name, value })
+        self.pairs.next().map(|p| LabelRef {
+            name: p.name(),
+            value: p.value(),
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.pairs.size_hint()
     }
 }
+
+impl ExactSizeIterator for Iter<'_> {}
 
 impl<'a> IntoIterator for &'a Labels {
     type Item = LabelRef<'a>;
@@ -407,7 +394,10 @@ mod tests {
                 .collect(),
             ..Default::default()
         };
-        assert_eq!(l.as_protobuf(), ts.encode_to_vec().as_slice());
+        let mut packed = Vec::new();
+        l.write_protobuf(&mut packed);
+        assert_eq!(packed, ts.encode_to_vec());
+        assert_eq!(l.protobuf_len(), packed.len());
         let back: Vec<_> = l.iter().map(|l| (l.name, l.value)).collect();
         assert_eq!(back, [("__name__", "m"), ("a", "é"), ("z", long.as_str())]);
     }

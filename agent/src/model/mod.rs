@@ -3,6 +3,7 @@
 //! Every stage speaks these types, so a sample can be followed from the
 //! scrape (or kernel map) that produced it to the request that carries it.
 
+mod intern;
 mod labels;
 mod sample;
 

@@ -227,21 +227,20 @@ impl Series {
         self.metric_type
     }
 
-    /// The labels as remote write 1.0 `TimeSeries.labels` fields
-    /// ([`Labels::as_protobuf`]), or why they cannot be sent. `validate`
-    /// runs until it passes once: for a valid set on first use only, for an
-    /// invalid one (rare: an eBPF or relabeling bug) on every use, so the
+    /// The labels, once found fit for remote write 1.0, or why they cannot
+    /// be sent. `validate` runs until it passes once: for a valid set on
+    /// first use only, for an invalid one (rare: an eBPF or relabeling bug) on every use, so the
     /// series does not carry the error. Only the remote write encoders call
     /// this, always with the same function.
     pub fn wire_labels(
         &self,
         validate: impl FnOnce(&Labels) -> Result<(), InvalidLabels>,
-    ) -> Result<&[u8], InvalidLabels> {
+    ) -> Result<&Labels, InvalidLabels> {
         if !self.sendable.load(Ordering::Relaxed) {
             validate(&self.labels)?;
             self.sendable.store(true, Ordering::Relaxed);
         }
-        Ok(self.labels.as_protobuf())
+        Ok(&self.labels)
     }
 
     /// The enrich stage's result if it was recorded at `generation`:

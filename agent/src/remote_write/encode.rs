@@ -2,9 +2,10 @@
 //! block -> HTTP POST with the remote write 1.0 headers.
 //!
 //! The protobuf is written directly instead of building [`super::proto`]
-//! structs: each series' `labels` fields are encoded once and kept on the
-//! series itself (series identity is stable across scrapes, so no lookup), buffers are reused between requests,
-//! and a sample then costs a few varints and a memcpy. The golden test below
+//! structs: each distinct label pair is encoded once, when it is interned
+//! (series identity is stable across scrapes, so no lookup), buffers are
+//! reused between requests, and a sample then costs a few varints and a
+//! copy of its series' pairs. The golden test below
 //! proves the bytes decode with prost into the identical `WriteRequest`.
 
 use bytes::Bytes;
@@ -139,7 +140,7 @@ impl Encoder {
             let ts = s.timestamp_ms as u64; // protobuf int64 is the two's complement as varint
             let sample_len = 1 + 8 + 1 + encoded_len_varint(ts);
             let mut series_len =
-                labels.len() + 1 + encoded_len_varint(sample_len as u64) + sample_len;
+                labels.protobuf_len() + 1 + encoded_len_varint(sample_len as u64) + sample_len;
             self.exemplar.clear();
             if let Some(e) = s.exemplar() {
                 encode_exemplar(e, &mut self.exemplar);
@@ -148,7 +149,7 @@ impl Encoder {
             }
             self.proto.push(TAG_TIMESERIES);
             encode_varint(series_len as u64, &mut self.proto);
-            self.proto.extend_from_slice(labels);
+            labels.write_protobuf(&mut self.proto);
             self.proto.push(TAG_TS_SAMPLES);
             encode_varint(sample_len as u64, &mut self.proto);
             // The value is always written, even 0.0, so -0.0 and NaN payloads
@@ -186,7 +187,7 @@ impl Encoder {
 /// The fields of an `Exemplar` message (without its tag and length).
 fn encode_exemplar(e: &Exemplar, out: &mut Vec<u8>) {
     // Packed labels are `Label` messages as field 1, which `Exemplar.labels` is.
-    out.extend_from_slice(e.labels.as_protobuf());
+    e.labels.write_protobuf(out);
     out.push(TAG_EXEMPLAR_VALUE);
     out.extend_from_slice(&e.value.to_bits().to_le_bytes());
     out.push(TAG_EXEMPLAR_TS);
