@@ -86,7 +86,9 @@ impl Pair {
 /// The shared pair for `name="value"`, made on first use.
 pub fn intern(name: &str, value: &str) -> Pair {
     let hash = pair_hash(name, value);
-    let shard = &interner().shards[(hash >> 60) as usize % SHARDS];
+    // Middle bits: hashbrown takes a bucket from the low bits and its tag
+    // from the top seven, which must still vary within a shard.
+    let shard = &interner().shards[(hash >> 32) as usize % SHARDS];
     let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
     let found = shard.pairs.find(hash, |p| {
         p.0.hash == hash && p.name() == name && p.value() == value
