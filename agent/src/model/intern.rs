@@ -38,7 +38,10 @@ struct PairData {
     hash: u64,
     /// Bytes of the name at the front of `text`.
     name_len: usize,
-    /// Name then value.
+    /// Name then value. `packed` holds the same bytes, but slicing `&str`s
+    /// out of it would mean checking UTF-8 on every read (the 2.0 encoder
+    /// iterates every series' labels in every request); a distinct pair is
+    /// stored once, so the second copy is cheap.
     text: Box<str>,
     /// The pair as a remote write 1.0 `Label` message, repeated field 1
     /// (`0x0a len 0x0a len name 0x12 len value`): what encoders copy.

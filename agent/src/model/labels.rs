@@ -101,7 +101,7 @@ impl Labels {
                 _ => out.push((n, v)),
             }
         }
-        Self::pack(out.into_iter().filter(|(_, v)| !v.is_empty()))
+        Self::from_sorted(out.into_iter().filter(|(_, v)| !v.is_empty()))
     }
 
     /// A label set from owned labels (sorted, unique and non-empty as
@@ -115,14 +115,14 @@ impl Labels {
                 .iter()
                 .all(|l| !l.name.is_empty() && !l.value.is_empty());
         if canonical {
-            Self::pack(labels.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+            Self::from_sorted(labels.iter().map(|l| (l.name.as_str(), l.value.as_str())))
         } else {
             Self::from_pairs(labels.iter().map(|l| (&l.name, &l.value)))
         }
     }
 
     /// Interns labels already sorted, unique and non-empty.
-    fn pack<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>) -> Self {
+    fn from_sorted<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>) -> Self {
         Self {
             pairs: labels.map(|(n, v)| intern(n, v)).collect(),
         }

@@ -237,9 +237,9 @@ impl Series {
 
     /// The labels, once found fit for remote write 1.0, or why they cannot
     /// be sent. `validate` runs until it passes once: for a valid set on
-    /// first use only, for an invalid one (rare: an eBPF or relabeling bug) on every use, so the
-    /// series does not carry the error. Only the remote write encoders call
-    /// this, always with the same function.
+    /// first use only, for an invalid one (rare: an eBPF or relabeling bug)
+    /// on every use, so the series does not carry the error. Only the remote
+    /// write encoders call this, always with the same function.
     pub fn wire_labels(
         &self,
         validate: impl FnOnce(&Labels) -> Result<(), InvalidLabels>,

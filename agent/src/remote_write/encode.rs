@@ -2,11 +2,11 @@
 //! block -> HTTP POST with the remote write 1.0 headers.
 //!
 //! The protobuf is written directly instead of building [`super::proto`]
-//! structs: each distinct label pair is encoded once, when it is interned
-//! (series identity is stable across scrapes, so no lookup), buffers are
-//! reused between requests, and a sample then costs a few varints and a
-//! copy of its series' pairs. The golden test below
-//! proves the bytes decode with prost into the identical `WriteRequest`.
+//! structs: each distinct label pair is encoded once, when it is interned,
+//! and a sample's series hands over its pairs directly (no lookup); buffers
+//! are reused between requests, so a sample costs a few varints and a copy
+//! of its pairs' bytes. The golden test below proves the bytes decode with
+//! prost into the identical `WriteRequest`.
 
 use bytes::Bytes;
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
@@ -186,7 +186,7 @@ impl Encoder {
 
 /// The fields of an `Exemplar` message (without its tag and length).
 fn encode_exemplar(e: &Exemplar, out: &mut Vec<u8>) {
-    // Packed labels are `Label` messages as field 1, which `Exemplar.labels` is.
+    // A label set writes `Label` messages as field 1, which `Exemplar.labels` is.
     e.labels.write_protobuf(out);
     out.push(TAG_EXEMPLAR_VALUE);
     out.extend_from_slice(&e.value.to_bits().to_le_bytes());
