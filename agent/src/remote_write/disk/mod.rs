@@ -374,7 +374,11 @@ impl Queue for DiskQueue {
                 st.store_position();
                 let closed = inner.closed.load(Ordering::Acquire);
                 let n = st.windows.get(shard).map_or(0, state::Window::len);
-                if let Some(take) = batch_size(n, max, closed, due) {
+                // A shard change waits for every window to empty, and nothing
+                // new is dealt meanwhile: what is there goes now, not after
+                // the linger (5 s by default, during which nothing was sent).
+                let flush = closed || st.resharding();
+                if let Some(take) = batch_size(n, max, flush, due) {
                     let (samples, records) = st
                         .windows
                         .get_mut(shard)

@@ -376,6 +376,31 @@ async fn resharding_waits_for_acks_and_keeps_series_order() {
     }
 }
 
+#[tokio::test]
+async fn resharding_sends_partial_batches_without_waiting_for_the_linger() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (q, _) = open_filled(&opts(dir.path(), 2), 3, 10);
+    // The first look deals all 30 samples to the two windows.
+    let first = q.next_batch(0, 2, Duration::ZERO).await.expect("batch");
+    let mut got = ids(&first);
+    q.ack(&first);
+    q.set_shards(1);
+    // What is left is far from a full batch, and the linger is an hour.
+    let linger = Duration::from_secs(3600);
+    for shard in 0..2 {
+        // A bound far below the linger, so waiting for it fails the test.
+        let next = tokio::time::timeout(Duration::from_secs(30), q.next_batch(shard, 1000, linger));
+        let batch = next.await.expect("sent before the linger").expect("open");
+        got.extend(ids(&batch));
+        q.ack(&batch);
+    }
+    assert_eq!(got.len(), 30);
+    // Both acknowledged: the next look switches to one shard, which gets all.
+    q.append(batch(10, 3));
+    let next = q.next_batch(0, 10, linger).await.expect("batch");
+    assert_eq!((q.shards(), next.samples.len()), (1, 10));
+}
+
 /// Random interleavings of append, take, ack, crash/restart and damage
 /// against a model: the set of samples not yet acknowledged.
 #[tokio::test]
