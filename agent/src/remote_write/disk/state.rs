@@ -396,7 +396,7 @@ impl State {
         self.buf.clear();
         self.payload.clear();
         let extras = chunk.iter().any(|s| s.extra.is_some());
-        record::samples_payload(&mut self.payload, chunk.len(), extras);
+        let mut coder = record::samples_payload(&mut self.payload, chunk.len(), extras);
         let mut series_payload = Vec::new();
         for s in &chunk {
             let id = match self.series_id(&s.series) {
@@ -411,7 +411,7 @@ impl State {
                     id
                 }
             };
-            record::push_sample(&mut self.payload, id, s.timestamp_ms, s.value);
+            coder.push(&mut self.payload, id, s.timestamp_ms, s.value);
             if extras {
                 record::push_extra(&mut self.payload, s.extra.as_deref());
             }
