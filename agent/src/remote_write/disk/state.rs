@@ -181,6 +181,19 @@ impl Window {
         self.samples.push_back(sample);
     }
 
+    /// Adds all of `samples`, dealt from `record`.
+    pub(crate) fn extend(&mut self, samples: Vec<Sample>, record: u64) {
+        let n = u32::try_from(samples.len()).unwrap_or(u32::MAX);
+        if n == 0 {
+            return;
+        }
+        match self.runs.back_mut() {
+            Some((r, count)) if *r == record => *count += n,
+            _ => self.runs.push_back((record, n)),
+        }
+        self.samples.extend(samples);
+    }
+
     /// Takes the first `n` samples, with the `(record, samples)` runs they
     /// came from.
     pub(crate) fn take(&mut self, n: usize) -> (Vec<Sample>, Vec<(u64, u32)>) {
