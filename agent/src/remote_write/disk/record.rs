@@ -45,7 +45,7 @@ const KIND_SAMPLES_EXTRA: u8 = 4;
 const KIND_DELTAS: u8 = 5;
 const KIND_DELTAS_EXTRA: u8 = 6;
 
-// Flags of a sample's extras in a kind 4 record.
+// Flags of a sample's extras in a kind 4 or 6 record.
 const EXTRA_CREATED: u8 = 1;
 const EXTRA_EXEMPLAR: u8 = 2;
 
@@ -304,7 +304,8 @@ pub(crate) fn decode(mut b: &[u8]) -> Option<Payload> {
             let (mut id, mut timestamp_ms) = (0u32, 0i64);
             for _ in 0..n {
                 if deltas {
-                    id = u32::try_from(i64::from(id) + i64_from(buf)?).ok()?;
+                    // Checked: a payload is only trusted as far as its checksum.
+                    id = u32::try_from(i64::from(id).checked_add(i64_from(buf)?)?).ok()?;
                     timestamp_ms = timestamp_ms.wrapping_add(i64_from(buf)?);
                 } else {
                     id = u32::try_from(decode_varint(buf).ok()?).ok()?;
@@ -480,6 +481,16 @@ mod tests {
         assert_eq!((s[4].id, s[4].timestamp_ms), (u32::MAX, i64::MAX));
         assert_eq!(decode(&p[..p.len() - 1]), None, "short payload");
         assert_eq!(decode(&[9]), None, "unknown kind");
+        // Differences that leave the id range, or overflow, are malformed.
+        for delta in [-6, i64::MAX] {
+            let mut bad = vec![KIND_DELTAS, 2];
+            for d in [5, delta] {
+                push_i64(&mut bad, d);
+                push_i64(&mut bad, 0);
+                bad.extend_from_slice(&1.0f64.to_bits().to_le_bytes());
+            }
+            assert_eq!(decode(&bad), None, "id difference {delta}");
+        }
     }
 
     #[test]
