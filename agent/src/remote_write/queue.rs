@@ -51,9 +51,10 @@ pub(crate) enum Look {
 
 /// How many of `queued` samples to take now, if a batch is due: `max`
 /// once that many are queued, otherwise whatever is there once the linger
-/// deadline passed (`due`) or the queue is closed.
-pub(crate) fn batch_size(queued: usize, max: usize, closed: bool, due: bool) -> Option<usize> {
-    (queued >= max || (queued > 0 && (closed || due))).then(|| queued.min(max))
+/// deadline passed (`due`) or when no more is coming for now (`flush`: the
+/// queue is closing, or a shard change waits for the windows to empty).
+pub(crate) fn batch_size(queued: usize, max: usize, flush: bool, due: bool) -> Option<usize> {
+    (queued >= max || (queued > 0 && (flush || due))).then(|| queued.min(max))
 }
 
 /// The batching wait both queues share: calls `look` (with whether the

@@ -174,24 +174,26 @@ impl Window {
 
     /// Adds a sample dealt from `record`.
     pub(crate) fn push(&mut self, sample: Sample, record: u64) {
-        match self.runs.back_mut() {
-            Some((r, n)) if *r == record => *n += 1,
-            _ => self.runs.push_back((record, 1)),
-        }
+        self.add_run(record, 1);
         self.samples.push_back(sample);
     }
 
     /// Adds all of `samples`, dealt from `record`.
     pub(crate) fn extend(&mut self, samples: Vec<Sample>, record: u64) {
-        let n = u32::try_from(samples.len()).unwrap_or(u32::MAX);
-        if n == 0 {
+        if samples.is_empty() {
             return;
         }
+        // A record holds far fewer than 2^32 samples (`MAX_PAYLOAD`).
+        self.add_run(record, u32::try_from(samples.len()).unwrap_or(u32::MAX));
+        self.samples.extend(samples);
+    }
+
+    /// Counts `n` more samples from `record` at the back.
+    fn add_run(&mut self, record: u64, n: u32) {
         match self.runs.back_mut() {
             Some((r, count)) if *r == record => *count += n,
             _ => self.runs.push_back((record, n)),
         }
-        self.samples.extend(samples);
     }
 
     /// Takes the first `n` samples, with the `(record, samples)` runs they

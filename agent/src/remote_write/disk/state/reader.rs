@@ -215,7 +215,9 @@ impl State {
         // its shards' samples in this record to skip.
         let mut quotas: Vec<(usize, Vec<u32>)> =
             self.skips.iter().filter_map(|s| s.quota(record)).collect();
-        if let ([window], true) = (self.windows.as_mut_slice(), quotas.is_empty()) {
+        if quotas.is_empty()
+            && let [window] = self.windows.as_mut_slice()
+        {
             // One shard and nothing to skip: the record goes whole, without
             // reading each sample's series for its hash.
             dealt.placed = u32::try_from(samples.len()).unwrap_or(u32::MAX);
