@@ -138,27 +138,32 @@ impl Encoder {
                 }
             };
             let ts = s.timestamp_ms as u64; // protobuf int64 is the two's complement as varint
-            let sample_len = 1 + 8 + 1 + encoded_len_varint(ts);
-            let mut series_len =
-                labels.protobuf_len() + 1 + encoded_len_varint(sample_len as u64) + sample_len;
+            let (ts_word, ts_len) = varint_word(ts);
+            // At most 20, so its varint is one byte.
+            let sample_len = 1 + 8 + 1 + ts_len;
+            let mut series_len = labels.protobuf_len() + 2 + sample_len;
             self.exemplar.clear();
             if let Some(e) = s.exemplar() {
                 encode_exemplar(e, &mut self.exemplar);
                 series_len +=
                     1 + encoded_len_varint(self.exemplar.len() as u64) + self.exemplar.len();
             }
-            self.proto.push(TAG_TIMESERIES);
-            encode_varint(series_len as u64, &mut self.proto);
+            let (len_word, len_len) = varint_word(series_len as u64);
+            put_word(
+                &mut self.proto,
+                u128::from(TAG_TIMESERIES) | len_word << 8,
+                1 + len_len,
+            );
             labels.write_protobuf(&mut self.proto);
-            self.proto.push(TAG_TS_SAMPLES);
-            encode_varint(sample_len as u64, &mut self.proto);
             // The value is always written, even 0.0, so -0.0 and NaN payloads
             // (the stale marker) keep their exact bits.
-            self.proto.push(TAG_SAMPLE_VALUE);
-            self.proto
-                .extend_from_slice(&s.value.to_bits().to_le_bytes());
-            self.proto.push(TAG_SAMPLE_TS);
-            encode_varint(ts, &mut self.proto);
+            let fields = u128::from(TAG_TS_SAMPLES)
+                | (sample_len as u128) << 8
+                | u128::from(TAG_SAMPLE_VALUE) << 16
+                | u128::from(s.value.to_bits()) << 24
+                | u128::from(TAG_SAMPLE_TS) << 88;
+            put_word(&mut self.proto, fields, 12);
+            put_word(&mut self.proto, ts_word, ts_len);
             if !self.exemplar.is_empty() {
                 self.proto.push(TAG_TS_EXEMPLARS);
                 encode_varint(self.exemplar.len() as u64, &mut self.proto);
@@ -171,17 +176,61 @@ impl Encoder {
     /// The compressed request body for `samples`.
     pub fn encode(&mut self, samples: &[Sample]) -> Result<Encoded, EncodeError> {
         let (_, invalid) = self.encode_proto(samples);
+        self.compress(samples.len(), invalid)
+    }
+
+    /// Like [`Encoder::encode`], but releases the samples as soon as their
+    /// protobuf is written, leaving `samples` empty. Their series were just
+    /// read, so releasing them now hits the cache; after the round trip
+    /// every release missed it (2 % of the agent's CPU in the benchmark).
+    /// The body is all a retry needs.
+    pub fn encode_releasing(&mut self, samples: &mut Vec<Sample>) -> Result<Encoded, EncodeError> {
+        let (_, invalid) = self.encode_proto(samples);
+        let total = samples.len();
+        samples.clear();
+        self.compress(total, invalid)
+    }
+
+    /// Compresses the protobuf of `total` samples, `invalid` of them left out.
+    fn compress(&mut self, total: usize, invalid: usize) -> Result<Encoded, EncodeError> {
         // 0 when the input is too big; `compress` then reports the error.
         self.compressed
             .resize(snap::raw::max_compress_len(self.proto.len()), 0);
         let n = self.snappy.compress(&self.proto, &mut self.compressed)?;
         Ok(Encoded {
             body: Bytes::copy_from_slice(&self.compressed[..n]),
-            samples: samples.len() - invalid,
+            samples: total - invalid,
             invalid,
             first_invalid: self.first_invalid.take(),
         })
     }
+}
+
+/// Appends the first `len` (at most 16) bytes of `word`, little-endian.
+/// The per-sample fields are assembled in registers and written this way:
+/// a copy of a fixed size is a store or two, where one of a varying size is
+/// a call to `memmove`, bytes written one by one check the buffer's
+/// capacity each time (`prost`'s varint writer was 2.5 % of the agent's
+/// CPU), and bytes assembled on the stack stall the wide load that reads
+/// them back.
+fn put_word(out: &mut Vec<u8>, word: u128, len: usize) {
+    debug_assert!(len <= 16);
+    let end = out.len() + len;
+    out.extend_from_slice(&word.to_le_bytes());
+    out.truncate(end);
+}
+
+/// `v` as a protobuf varint in the low bytes of a word, and its length (1 to 10).
+fn varint_word(v: u64) -> (u128, usize) {
+    let len = encoded_len_varint(v);
+    let mut word = 0u128;
+    // A fixed count of shifts, unrolled: no branch per byte.
+    for group in 0..10 {
+        word |= u128::from((v >> (7 * group)) & 0x7f) << (8 * group);
+    }
+    // Every byte but the last says another follows.
+    let more = 0x8080_8080_8080_8080_8080_u128 & ((1u128 << (8 * (len - 1))) - 1);
+    (word | more, len)
 }
 
 /// The fields of an `Exemplar` message (without its tag and length).

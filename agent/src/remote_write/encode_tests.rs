@@ -293,3 +293,18 @@ fn exemplars_ride_in_their_samples_time_series() {
     assert_eq!(got.timeseries[2..], want.timeseries[2..]);
     assert!(got.timeseries[2].exemplars.is_empty());
 }
+
+#[test]
+fn varint_words_are_prost_varints() {
+    let mut values = vec![0, 300, 1_700_000_000_000, u64::MAX, i64::MIN as u64];
+    values.extend((0..64).map(|bit| 1u64 << bit));
+    values.extend((1..64).map(|bit| (1u64 << bit) - 1));
+    for v in values {
+        let mut want = Vec::new();
+        encode_varint(v, &mut want);
+        let (word, len) = varint_word(v);
+        let mut got = vec![0xaa];
+        put_word(&mut got, word, len);
+        assert_eq!(got[1..], want[..], "{v:#x}");
+    }
+}

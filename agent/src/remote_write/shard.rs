@@ -52,11 +52,18 @@ struct Encoders {
 pub(crate) struct EncoderPool(Mutex<Vec<Encoders>>);
 
 impl EncoderPool {
-    fn encode(&self, wire: Wire, samples: &[crate::model::Sample]) -> Result<Encoded, EncodeError> {
+    /// Encodes `samples` for `wire`. A 1.0 request is final (only 2.0 falls
+    /// back), so its samples are released once written; a 2.0 request keeps
+    /// them for the 1.0 encoding a fallback needs.
+    fn encode(
+        &self,
+        wire: Wire,
+        samples: &mut Vec<crate::model::Sample>,
+    ) -> Result<Encoded, EncodeError> {
         let idle = || self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let mut encoders = idle().pop().unwrap_or_default();
         let encoded = match wire {
-            Wire::V1 => encoders.v1.encode(samples),
+            Wire::V1 => encoders.v1.encode_releasing(samples),
             Wire::V2 => encoders.v2.encode(samples),
         };
         idle().push(encoders);
@@ -110,15 +117,18 @@ pub(crate) async fn run(
             }
             b = next => b,
         };
-        let Some(batch) = batch else {
+        let Some(mut batch) = batch else {
             tracing::debug!(shard, "shard stopped: queue closed and drained");
             return;
         };
-        if deliver(&shared, &batch, &mut abandon, &mut last_invalid_warn).await {
+        if deliver(&shared, &mut batch, &mut abandon, &mut last_invalid_warn).await {
             // Not acknowledged: the endpoint counts what is left (or it stays on disk).
             return;
         }
-        shared.queue.ack(&batch);
+        // Released here, not under the queue's lock (a 1.0 request's
+        // samples are released by its encoding already).
+        batch.samples.clear();
+        shared.queue.ack(batch);
         shared.update_queue_gauge();
     }
 }
@@ -127,19 +137,17 @@ pub(crate) async fn run(
 /// message the endpoint negotiates. True when abandoned.
 async fn deliver(
     shared: &EndpointShared,
-    batch: &super::queue::Batch,
+    batch: &mut super::queue::Batch,
     abandon: &mut watch::Receiver<Stop>,
     last_invalid_warn: &mut Option<Instant>,
 ) -> bool {
     loop {
         let wire = shared.negotiator.wire();
-        let encoded = match shared.encoders.encode(wire, &batch.samples) {
+        let encoded = match shared.encoders.encode(wire, &mut batch.samples) {
             Ok(encoded) => encoded,
             Err(e) => {
-                shared
-                    .metrics
-                    .drop_samples(DropReason::Encode, batch.samples.len());
-                tracing::error!(error = %e, kind = e.kind(), samples = batch.samples.len(), "could not encode a batch; dropped");
+                shared.metrics.drop_samples(DropReason::Encode, batch.taken);
+                tracing::error!(error = %e, kind = e.kind(), samples = batch.taken, "could not encode a batch; dropped");
                 return false;
             }
         };

@@ -386,6 +386,7 @@ impl Queue for DiskQueue {
                         .unwrap_or_default();
                     return Look::Ready(Batch {
                         shard,
+                        taken: samples.len(),
                         samples,
                         records,
                     });
@@ -400,11 +401,14 @@ impl Queue for DiskQueue {
         })
     }
 
-    fn ack(&self, batch: &Batch) {
+    fn ack(&self, batch: Batch) {
         let resharding = {
             let mut st = self.inner.lock();
             for &(record, n) in &batch.records {
                 st.ack(batch.shard, record, n);
+            }
+            if let Some(window) = st.windows.get_mut(batch.shard) {
+                window.recycle(batch.samples);
             }
             st.advance();
             st.store_position();

@@ -23,6 +23,7 @@ use super::position::{Position, PositionFile, Stored};
 use super::record;
 use super::segment;
 use crate::model::{Sample, SeriesRef};
+use crate::remote_write::queue::{keep_spare, take_front};
 
 mod reader;
 
@@ -160,6 +161,8 @@ pub(crate) struct Window {
     samples: VecDeque<Sample>,
     /// `(record, samples)` runs covering `samples`, in order.
     runs: VecDeque<(u64, u32)>,
+    /// An acknowledged batch's buffer, for the next (see [`take_front`]).
+    spare: Vec<Sample>,
 }
 
 impl Window {
@@ -199,7 +202,7 @@ impl Window {
     /// Takes the first `n` samples, with the `(record, samples)` runs they
     /// came from.
     pub(crate) fn take(&mut self, n: usize) -> (Vec<Sample>, Vec<(u64, u32)>) {
-        let samples: Vec<Sample> = self.samples.drain(..n.min(self.samples.len())).collect();
+        let samples = take_front(&mut self.samples, n, &mut self.spare);
         let mut records = Vec::new();
         let mut left = samples.len();
         while left > 0 {
@@ -220,6 +223,11 @@ impl Window {
             }
         }
         (samples, records)
+    }
+
+    /// Keeps an acknowledged batch's buffer for a later batch.
+    pub(crate) fn recycle(&mut self, buf: Vec<Sample>) {
+        keep_spare(&mut self.spare, buf);
     }
 
     pub(crate) fn clear(&mut self) {

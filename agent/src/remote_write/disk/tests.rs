@@ -125,7 +125,7 @@ async fn take(q: &DiskQueue, ack: bool, max: usize) -> Vec<(String, i64)> {
                 got = true;
                 out.extend(ids(&b));
                 if ack {
-                    q.ack(&b);
+                    q.ack(b);
                 }
             }
         }
@@ -260,11 +260,11 @@ async fn a_position_file_that_cannot_be_created_does_not_stop_the_queue() {
     let o = opts(dir.path(), 1);
     let (q, _) = open_filled(&o, 3, 10);
     let b = q.next_batch(0, 10, Duration::ZERO).await.expect("batch");
-    q.ack(&b);
+    q.ack(b);
     // Once the file can be created, the next acknowledgement stores the position.
     std::fs::remove_dir(&blocker).expect("rm");
     let b = q.next_batch(0, 10, Duration::ZERO).await.expect("batch");
-    q.ack(&b);
+    q.ack(b);
     q.crash();
     let (q, _) = open(&o);
     assert_eq!(
@@ -281,7 +281,7 @@ async fn crash_replays_exactly_the_unacknowledged_samples() {
     let (q, _) = open_filled(&o, 10, 10);
     // Ack the first 30 samples (3 whole records), take 10 more unacked.
     let b = q.next_batch(0, 30, Duration::ZERO).await.expect("batch");
-    q.ack(&b);
+    q.ack(b);
     let unacked = q.next_batch(0, 10, Duration::ZERO).await.expect("batch");
     assert_eq!(unacked.samples[0].timestamp_ms, 3);
     q.crash();
@@ -367,7 +367,7 @@ async fn resharding_waits_for_acks_and_keeps_series_order() {
     let mut got = ids(&first);
     // Shard 0 still drains its window under the old layout.
     got.extend(take(&q, true, 1000).await);
-    q.ack(&first);
+    q.ack(first);
     got.extend(take(&q, true, 7).await);
     assert_eq!(q.shards(), 4);
     assert_eq!(got.len(), 320);
@@ -383,7 +383,7 @@ async fn resharding_sends_partial_batches_without_waiting_for_the_linger() {
     // The first look deals all 30 samples to the two windows.
     let first = q.next_batch(0, 2, Duration::ZERO).await.expect("batch");
     let mut got = ids(&first);
-    q.ack(&first);
+    q.ack(first);
     q.set_shards(1);
     // What is left is far from a full batch, and the linger is an hour.
     let linger = Duration::from_secs(3600);
@@ -392,7 +392,7 @@ async fn resharding_sends_partial_batches_without_waiting_for_the_linger() {
         let next = tokio::time::timeout(Duration::from_secs(30), q.next_batch(shard, 1000, linger));
         let batch = next.await.expect("sent before the linger").expect("open");
         got.extend(ids(&batch));
-        q.ack(&batch);
+        q.ack(batch);
     }
     assert_eq!(got.len(), 30);
     // Both acknowledged: the next look switches to one shard, which gets all.
@@ -483,7 +483,7 @@ async fn randomized_operations_match_the_model() {
                             s.timestamp_ms
                         );
                     }
-                    q.ack(&b);
+                    q.ack(b);
                 }
                 10 => {
                     // A successor takes over: batches in flight are never acknowledged.
@@ -525,7 +525,6 @@ async fn randomized_operations_match_the_model() {
         }
         // Drain: every pending sample arrives, unless lost to counted damage.
         for b in in_flight.drain(..) {
-            q.ack(&b);
             for s in &b.samples {
                 let i: usize = s
                     .series
@@ -535,6 +534,7 @@ async fn randomized_operations_match_the_model() {
                     .unwrap_or(0);
                 pending.remove(&(i, s.timestamp_ms));
             }
+            q.ack(b);
         }
         let got = take(&q, true, 1000).await;
         for (i, t) in &got {
@@ -624,7 +624,7 @@ async fn soak_throughput_and_memory() {
                 .await
                 {
                     n += b.samples.len() as u64;
-                    q.ack(&b);
+                    q.ack(b);
                     if n % 200_000 < 2000 {
                         max_rss.fetch_max(rss_kib(), std::sync::atomic::Ordering::Relaxed);
                     }
@@ -804,7 +804,7 @@ async fn a_rewind_after_reading_fresh_records_that_define_series_sends_nothing_t
     let b = q.next_batch(0, 100, Duration::ZERO).await.expect("batch");
     let sent = ids(&b);
     assert!(!sent.is_empty());
-    q.ack(&b);
+    q.ack(b);
     // A successor reads the log again from the committed position, from
     // the file this time: what shard 0 acknowledged must be skipped.
     rewind_and_drain_once(&q, sent, 20).await;
@@ -818,7 +818,7 @@ async fn two_rewinds_in_a_row_keep_what_the_first_would_skip() {
     // position back.
     let b = q.next_batch(0, 100, Duration::ZERO).await.expect("batch");
     let sent = ids(&b);
-    q.ack(&b);
+    q.ack(b);
     // Two successors in a row, the first reading nothing before the second.
     q.rewind();
     rewind_and_drain_once(&q, sent, 30).await;
@@ -833,7 +833,7 @@ async fn rewinds_across_a_shard_change_send_nothing_twice() {
     let (q, _) = open_filled(&o, 3, 10);
     let b = q.next_batch(0, 100, Duration::ZERO).await.expect("batch");
     let mut sent = ids(&b);
-    q.ack(&b);
+    q.ack(b);
     q.rewind();
     // The re-read runs under three shards; one of them acknowledges a batch.
     q.set_shards(3);
@@ -842,7 +842,7 @@ async fn rewinds_across_a_shard_change_send_nothing_twice() {
         let next = q.next_batch(shard, 2, Duration::ZERO);
         if let Ok(Some(b)) = tokio::time::timeout(Duration::from_millis(20), next).await {
             sent.extend(ids(&b));
-            q.ack(&b);
+            q.ack(b);
             acked = true;
             break;
         }
