@@ -14,7 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::auth::AuthHeader;
-use super::body::{self, Encoding};
+use super::body::{self, BufferPool, Encoding};
 use super::connector::Connector;
 use super::error::HttpError;
 use super::reload::DEFAULT_CHECK_INTERVAL;
@@ -68,6 +68,8 @@ struct Inner {
     pool: Mutex<Pool>,
     tls: Arc<TlsSource>,
     auth: Option<AuthHeader>,
+    /// Buffers of bodies handed back with [`HttpClient::give_back`].
+    bodies: BufferPool,
 }
 
 /// The connection pool and the TLS configuration its connections were made
@@ -120,7 +122,12 @@ impl HttpClient {
             .transpose()?;
         let pool = Mutex::new(build_pool(&tls));
         Ok(Self {
-            inner: Arc::new(Inner { pool, tls, auth }),
+            inner: Arc::new(Inner {
+                pool,
+                tls,
+                auth,
+                bodies: BufferPool::default(),
+            }),
         })
     }
 
@@ -164,6 +171,13 @@ impl HttpClient {
         }
     }
 
+    /// Hands a response body back once it is no longer needed, so that a
+    /// later response reuses its buffer instead of fresh pages. Callers that
+    /// read many large bodies (scrapes) do this; dropping a body is fine too.
+    pub fn give_back(&self, body: Bytes) {
+        self.inner.bodies.give_back(body);
+    }
+
     async fn exchange(
         &self,
         req: Request<Full<Bytes>>,
@@ -177,7 +191,15 @@ impl HttpClient {
             .map_err(|e| HttpError::client(target, e))?;
         let (mut parts, incoming) = response.into_parts();
         let encoding = Encoding::of(&parts.headers, target)?;
-        let body = body::read(incoming, &parts.headers, encoding, max_body, target).await?;
+        let body = body::read(
+            incoming,
+            &parts.headers,
+            encoding,
+            max_body,
+            target,
+            &self.inner.bodies,
+        )
+        .await?;
         if encoding == Encoding::Gzip {
             parts.headers.remove(CONTENT_ENCODING);
             parts.headers.remove(CONTENT_LENGTH);

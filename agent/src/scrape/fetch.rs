@@ -91,6 +91,13 @@ fn status_hint(status: http::StatusCode) -> &'static str {
 }
 
 impl Source {
+    /// Hands a fetched body back for reuse once it is ingested.
+    pub fn give_back(&self, body: Bytes) {
+        if let Self::Http(client) = self {
+            client.give_back(body);
+        }
+    }
+
     /// Fetches `url` within `timeout`, reading at most `body_limit` bytes (0: unlimited).
     pub async fn fetch(
         &self,

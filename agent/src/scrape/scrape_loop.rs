@@ -228,15 +228,18 @@ impl ScrapeLoop {
             .fetch(&self.target.url, self.target.timeout, self.body_limit)
             .await
         {
-            Ok(fetched) => ingest(
-                &mut self.cache,
-                &self.rules,
-                &fetched.body,
-                fetched.format,
-                ts,
-                &mut buf,
-            )
-            .map_err(ScrapeError::from),
+            Ok(fetched) => {
+                let ingested = ingest(
+                    &mut self.cache,
+                    &self.rules,
+                    &fetched.body,
+                    fetched.format,
+                    ts,
+                    &mut buf,
+                );
+                self.source.give_back(fetched.body);
+                ingested.map_err(ScrapeError::from)
+            }
             Err(e) => {
                 self.cache.mark_all_stale(ts, &mut buf);
                 Err(ScrapeError::from(e))
