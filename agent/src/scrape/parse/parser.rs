@@ -333,11 +333,9 @@ impl<'a> Parser<'a> {
         let mut name: Option<Cow<'a, str>> = None;
         let mut pos = start;
         let mut labels_parsed = true;
-        if let Some(end) = self.known_series(known) {
+        if let Some((end, name_len)) = self.known_series(known) {
             // The series text is one this target sent before: skip its labels.
-            name = Some(Cow::Borrowed(
-                self.src.name(start, metric_name_end(body, start)),
-            ));
+            name = Some(Cow::Borrowed(self.src.name(start, start + name_len)));
             self.labels.clear();
             labels_parsed = false;
             pos = end;
@@ -415,12 +413,13 @@ impl<'a> Parser<'a> {
         })
     }
 
-    /// Where the series text ends when the line at `pos` starts with the
-    /// text of `known` followed by a blank (so it is the whole series text).
+    /// Where the series text ends, and how long its metric name is, when
+    /// the line at `pos` starts with the text of `known` followed by a blank
+    /// (so it is the whole series text).
     /// Text format only, and only for a series that starts with a plain
     /// metric name (OpenMetrics checks need the labels; a name inside the
     /// braces needs unquoting).
-    fn known_series(&self, known: Option<SeriesKey>) -> Option<usize> {
+    fn known_series(&self, known: Option<SeriesKey>) -> Option<(usize, usize)> {
         let known = known.filter(|k| !k.is_empty())?;
         if self.strict()
             || !self
@@ -433,8 +432,8 @@ impl<'a> Parser<'a> {
         }
         let end = self.pos + known.len();
         let text = self.body.get(self.pos..end)?;
-        (matches!(self.body.get(end), Some(b' ' | b'\t')) && SeriesKey::of(text) == known)
-            .then_some(end)
+        (matches!(self.body.get(end), Some(b' ' | b'\t')) && known.is_key_of(text))
+            .then_some((end, known.name_len()))
     }
 
     fn type_rule(&self, pos: usize, family: usize, rule: &'static str) -> Fail {
