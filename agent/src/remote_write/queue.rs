@@ -76,7 +76,7 @@ pub(crate) fn take_front(
 }
 
 /// Buffers larger than this many samples are freed, not kept as a spare:
-/// at 32 bytes a sample, 256 KiB, twice a default batch's buffer.
+/// 256 KiB at 32 bytes a sample, room for four default batches of 2,000.
 const SPARE_MAX: usize = 8 * 1024;
 
 /// Keeps an acknowledged batch's buffer as `spare` for [`take_front`],
