@@ -173,18 +173,12 @@ impl Encoder {
         (&self.proto, invalid)
     }
 
-    /// The compressed request body for `samples`.
-    pub fn encode(&mut self, samples: &[Sample]) -> Result<Encoded, EncodeError> {
-        let (_, invalid) = self.encode_proto(samples);
-        self.compress(samples.len(), invalid)
-    }
-
-    /// Like [`Encoder::encode`], but releases the samples as soon as their
-    /// protobuf is written, leaving `samples` empty. Their series were just
-    /// read, so releasing them now hits the cache; after the round trip
+    /// The compressed request body for `samples`, releasing them as soon as
+    /// their protobuf is written (`samples` is left empty). Their series were
+    /// just read, so releasing them now hits the cache; after the round trip
     /// every release missed it (2 % of the agent's CPU in the benchmark).
-    /// The body is all a retry needs.
-    pub fn encode_releasing(&mut self, samples: &mut Vec<Sample>) -> Result<Encoded, EncodeError> {
+    /// A 1.0 request is final, and its body is all a retry needs.
+    pub fn encode(&mut self, samples: &mut Vec<Sample>) -> Result<Encoded, EncodeError> {
         let (_, invalid) = self.encode_proto(samples);
         let total = samples.len();
         samples.clear();

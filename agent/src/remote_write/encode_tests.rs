@@ -141,7 +141,9 @@ fn bytes_equal_prost_encoding_when_no_field_is_zero() {
 fn body_is_snappy_block_format() {
     let samples = golden_samples();
     let mut enc = Encoder::new();
-    let out = enc.encode(&samples).expect("encode");
+    let mut batch = samples.clone();
+    let out = enc.encode(&mut batch).expect("encode");
+    assert!(batch.is_empty(), "released once written");
     assert_eq!(out.samples, samples.len());
     // Not the framing format: no stream identifier chunk.
     assert!(
@@ -168,7 +170,7 @@ fn invalid_label_sets_are_left_out_and_counted() {
         sample(&bad_metric, 1, 1.0),
     ];
     let mut enc = Encoder::new();
-    let out = enc.encode(&samples).expect("encode");
+    let out = enc.encode(&mut samples.to_vec()).expect("encode");
     assert_eq!((out.samples, out.invalid), (1, 2));
     assert_eq!(
         out.first_invalid,

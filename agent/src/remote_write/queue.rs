@@ -53,38 +53,66 @@ pub(crate) enum Look {
     Wait,
 }
 
-/// The first `n` samples of `queued`, moved in bulk. A sender takes a batch
-/// when about that many are queued, so the batch keeps the queue's buffer
-/// and the few samples behind it move to `spare`, the buffer of a batch
-/// acknowledged before (see [`keep_spare`]), which becomes the queue's. Draining
-/// instead moved every sample of the batch on its own (1.5 % of the agent's
-/// CPU in the benchmark), and a new buffer each time meant fresh pages the
-/// kernel faulted in (2 %). Behind a backlog, draining the batch is the
-/// smaller copy.
-pub(crate) fn take_front(
-    queued: &mut VecDeque<Sample>,
-    n: usize,
-    spare: &mut Vec<Sample>,
-) -> Vec<Sample> {
-    let n = n.min(queued.len());
-    if queued.len() - n > n {
-        return queued.drain(..n).collect();
-    }
-    let mut rest = VecDeque::from(std::mem::take(spare));
-    rest.extend(queued.drain(n..));
-    Vec::from(std::mem::replace(queued, rest))
+/// Samples waiting for a shard's sender, in append order. A batch taken
+/// from the front keeps the buffer, and the buffer of the batch acknowledged
+/// before takes the few samples behind it (see [`Pending::take`]).
+#[derive(Default)]
+pub(crate) struct Pending {
+    samples: VecDeque<Sample>,
+    /// An acknowledged batch's buffer, emptied, for the next take.
+    spare: Vec<Sample>,
 }
 
 /// Buffers larger than this many samples are freed, not kept as a spare:
 /// 256 KiB at 32 bytes a sample, room for four default batches of 2,000.
 const SPARE_MAX: usize = 8 * 1024;
 
-/// Keeps an acknowledged batch's buffer as `spare` for [`take_front`],
-/// unless one is kept already or it is large.
-pub(crate) fn keep_spare(spare: &mut Vec<Sample>, mut buf: Vec<Sample>) {
-    buf.clear();
-    if spare.capacity() == 0 && buf.capacity() <= SPARE_MAX {
-        *spare = buf;
+impl Pending {
+    /// Samples waiting.
+    pub(crate) fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    pub(crate) fn push_back(&mut self, sample: Sample) {
+        self.samples.push_back(sample);
+    }
+
+    pub(crate) fn extend(&mut self, samples: impl IntoIterator<Item = Sample>) {
+        self.samples.extend(samples);
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.samples.clear();
+    }
+
+    /// The first `n` samples, moved in bulk. A sender takes a batch when
+    /// about that many are waiting, so the batch keeps the buffer and the
+    /// few samples behind it move to the spare, which becomes the buffer.
+    /// Draining instead moved every sample of the batch on its own (1.5 % of
+    /// the agent's CPU in the benchmark), and a new buffer each time meant
+    /// fresh pages the kernel faulted in (2 %). Behind a backlog, draining
+    /// the batch is the smaller copy.
+    pub(crate) fn take(&mut self, n: usize) -> Vec<Sample> {
+        let n = n.min(self.samples.len());
+        if self.samples.len() - n > n {
+            return self.samples.drain(..n).collect();
+        }
+        let mut rest = VecDeque::from(std::mem::take(&mut self.spare));
+        rest.extend(self.samples.drain(n..));
+        Vec::from(std::mem::replace(&mut self.samples, rest))
+    }
+
+    /// Keeps an acknowledged batch's buffer as the spare for [`Pending::take`],
+    /// unless one is kept already or it is large.
+    pub(crate) fn recycle(&mut self, mut buf: Vec<Sample>) {
+        buf.clear();
+        if self.spare.capacity() == 0 && buf.capacity() <= SPARE_MAX {
+            self.spare = buf;
+        }
     }
 }
 
@@ -167,7 +195,7 @@ pub trait Queue: Send + Sync {
     ) -> BoxFuture<'_, Option<Batch>>;
 
     /// The batch was delivered (or permanently rejected): remove it for good.
-    /// The queue keeps the batch's buffer for a later batch (see [`take_front`]);
+    /// The queue keeps the batch's buffer for a later batch (see [`Pending::take`]);
     /// senders empty it first, so no sample is released under the queue's lock.
     fn ack(&self, batch: Batch);
 
@@ -219,10 +247,8 @@ struct ShardSlot {
 
 #[derive(Default)]
 struct ShardState {
-    queued: VecDeque<Sample>,
+    queued: Pending,
     in_flight: usize,
-    /// An acknowledged batch's buffer, for the next (see [`take_front`]).
-    spare: Vec<Sample>,
 }
 
 impl ShardSlot {
@@ -307,8 +333,7 @@ impl Queue for MemoryQueue {
                 let closed = self.closed.load(Ordering::Acquire);
                 let n = st.queued.len();
                 if let Some(take) = batch_size(n, max, closed, due) {
-                    let st = &mut *st;
-                    let samples = take_front(&mut st.queued, take, &mut st.spare);
+                    let samples = st.queued.take(take);
                     st.in_flight += take;
                     return Look::Ready(Batch {
                         shard,
@@ -331,7 +356,7 @@ impl Queue for MemoryQueue {
         if let Some(slot) = self.shards.get(batch.shard) {
             let mut st = slot.lock();
             st.in_flight = st.in_flight.saturating_sub(batch.taken);
-            keep_spare(&mut st.spare, batch.samples);
+            st.queued.recycle(batch.samples);
         }
     }
 
@@ -392,21 +417,23 @@ mod tests {
     }
 
     #[test]
-    fn take_front_keeps_order_whichever_way_it_moves() {
+    fn take_keeps_order_whichever_way_it_moves() {
         let one = [series(0)];
-        let stamps = |q: &VecDeque<Sample>| q.iter().map(|s| s.timestamp_ms).collect::<Vec<_>>();
+        let stamps = |q: &Pending| q.samples.iter().map(|s| s.timestamp_ms).collect::<Vec<_>>();
         // 10 queued: taking 7 moves the 3 behind; taking 2 drains the 2.
         for (take, rest) in [(7, 3), (2, 8), (10, 0), (15, 0)] {
             // Start the ring mid-buffer so it wraps, as a long-lived window does.
-            let mut q = VecDeque::with_capacity(10);
+            let mut q = Pending {
+                samples: VecDeque::with_capacity(10),
+                spare: Vec::with_capacity(4),
+            };
             q.extend(samples(&one, -1).into_iter().cycle().take(6));
             for _ in 0..6 {
-                q.pop_front();
+                q.samples.pop_front();
             }
             q.extend((0..10).flat_map(|ts| samples(&one, ts)));
-            assert!(!q.as_slices().1.is_empty(), "wraps");
-            let mut spare = Vec::with_capacity(4);
-            let taken = take_front(&mut q, take, &mut spare);
+            assert!(!q.samples.as_slices().1.is_empty(), "wraps");
+            let taken = q.take(take);
             let got: Vec<i64> = taken.iter().map(|s| s.timestamp_ms).collect();
             assert_eq!(
                 got,
@@ -424,31 +451,31 @@ mod tests {
     #[test]
     fn an_acknowledged_buffer_is_the_next_queue_buffer() {
         let one = [series(0)];
-        let mut q: VecDeque<Sample> = (0..10).flat_map(|ts| samples(&one, ts)).collect();
-        let mut spare = Vec::new();
-        let batch = take_front(&mut q, 8, &mut spare);
+        let mut q = Pending::default();
+        q.extend((0..10).flat_map(|ts| samples(&one, ts)));
+        let batch = q.take(8);
         let batch_buf = batch.as_ptr();
-        keep_spare(&mut spare, batch);
+        q.recycle(batch);
         assert!(
-            spare.is_empty() && spare.as_ptr() == batch_buf,
+            q.spare.is_empty() && q.spare.as_ptr() == batch_buf,
             "kept, empty"
         );
         q.extend((10..20).flat_map(|ts| samples(&one, ts)));
-        let next = take_front(&mut q, 10, &mut spare);
+        let next = q.take(10);
         assert_eq!(next[0].timestamp_ms, 8);
         assert_eq!(
-            q.as_slices().0.as_ptr(),
+            q.samples.as_slices().0.as_ptr(),
             batch_buf,
             "the spare holds the rest"
         );
-        assert_eq!(spare.capacity(), 0);
+        assert_eq!(q.spare.capacity(), 0);
         // One spare at a time, and none too large.
-        keep_spare(&mut spare, Vec::with_capacity(SPARE_MAX + 1));
-        assert_eq!(spare.capacity(), 0);
-        keep_spare(&mut spare, next);
-        let kept = spare.as_ptr();
-        keep_spare(&mut spare, Vec::with_capacity(16));
-        assert_eq!(spare.as_ptr(), kept);
+        q.recycle(Vec::with_capacity(SPARE_MAX + 1));
+        assert_eq!(q.spare.capacity(), 0);
+        q.recycle(next);
+        let kept = q.spare.as_ptr();
+        q.recycle(Vec::with_capacity(16));
+        assert_eq!(q.spare.as_ptr(), kept);
     }
 
     #[tokio::test]

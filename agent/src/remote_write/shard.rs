@@ -63,7 +63,7 @@ impl EncoderPool {
         let idle = || self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let mut encoders = idle().pop().unwrap_or_default();
         let encoded = match wire {
-            Wire::V1 => encoders.v1.encode_releasing(samples),
+            Wire::V1 => encoders.v1.encode(samples),
             Wire::V2 => encoders.v2.encode(samples),
         };
         idle().push(encoders);

@@ -23,7 +23,7 @@ use super::position::{Position, PositionFile, Stored};
 use super::record;
 use super::segment;
 use crate::model::{Sample, SeriesRef};
-use crate::remote_write::queue::{keep_spare, take_front};
+use crate::remote_write::queue::Pending;
 
 mod reader;
 
@@ -158,11 +158,9 @@ pub(crate) struct Fresh {
 /// batch is taken in bulk and a waiting sample costs no more than itself.
 #[derive(Default)]
 pub(crate) struct Window {
-    samples: VecDeque<Sample>,
+    samples: Pending,
     /// `(record, samples)` runs covering `samples`, in order.
     runs: VecDeque<(u64, u32)>,
-    /// An acknowledged batch's buffer, for the next (see [`take_front`]).
-    spare: Vec<Sample>,
 }
 
 impl Window {
@@ -202,7 +200,7 @@ impl Window {
     /// Takes the first `n` samples, with the `(record, samples)` runs they
     /// came from.
     pub(crate) fn take(&mut self, n: usize) -> (Vec<Sample>, Vec<(u64, u32)>) {
-        let samples = take_front(&mut self.samples, n, &mut self.spare);
+        let samples = self.samples.take(n);
         let mut records = Vec::new();
         let mut left = samples.len();
         while left > 0 {
@@ -227,7 +225,7 @@ impl Window {
 
     /// Keeps an acknowledged batch's buffer for a later batch.
     pub(crate) fn recycle(&mut self, buf: Vec<Sample>) {
-        keep_spare(&mut self.spare, buf);
+        self.samples.recycle(buf);
     }
 
     pub(crate) fn clear(&mut self) {
