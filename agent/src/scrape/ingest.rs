@@ -7,9 +7,7 @@
 
 use std::sync::Arc;
 
-use super::parse::{
-    Entry, Exemplar as ParsedExemplar, Format, ParseError, Parser, SampleEntry, SeriesKey,
-};
+use super::parse::{Entry, Exemplar as ParsedExemplar, Format, ParseError, Parser, SampleEntry};
 use crate::model::{Exemplar, Labels, Metadata, Sample, SampleExtra, Series, SeriesRef, stale_nan};
 use crate::relabel::Rules;
 
@@ -123,7 +121,7 @@ struct CacheEntry {
 }
 
 /// The per-target series cache, keyed by the series' text in the body
-/// (its [`SeriesKey`]).
+/// (its [`SeriesKey`](super::parse::SeriesKey)).
 /// After every scrape it holds exactly the series of that scrape, so its size
 /// is bounded by the target's own series count.
 #[derive(Default)]
@@ -261,7 +259,7 @@ fn ingest_body(
         // Unparsed labels mean the parser recognised the expected text.
         let key = match expected {
             Some(key) if !s.labels_parsed => key,
-            _ => SeriesKey::of(s.series_text),
+            _ => s.key(),
         };
         let (series, point) = match entries.get_mut(key, |e| e.last_seen != generation) {
             Some(e) => {

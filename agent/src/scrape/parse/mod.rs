@@ -138,6 +138,9 @@ pub struct SampleEntry<'a, 'p> {
     pub series_text: &'a [u8],
     /// The metric name (unescaped if it was quoted).
     pub name: Cow<'a, str>,
+    /// Bytes the metric name takes at the start of `series_text` (0 when
+    /// the text starts with `{`), as the parser found it; see [`SampleEntry::key`].
+    name_len: usize,
     /// Labels in exposition order, without the metric name; values unescaped
     /// (`Cow::Borrowed` when there were no escapes). Empty values are kept.
     pub labels: &'p [LabelRef<'a>],
@@ -153,6 +156,14 @@ pub struct SampleEntry<'a, 'p> {
     pub exemplar: Option<Exemplar<'a, 'p>>,
     /// The type of the sample's family ([`MetricType::Unknown`] if none was declared).
     pub metric_type: MetricType,
+}
+
+impl SampleEntry<'_, '_> {
+    /// The series cache key of `series_text`, with the name length the
+    /// parser already found (so the key is not scanned for it again).
+    pub fn key(&self) -> SeriesKey {
+        SeriesKey::with_name_len(self.series_text, self.name_len)
+    }
 }
 
 /// A label as it appears in the body.

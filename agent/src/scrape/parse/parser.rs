@@ -65,6 +65,7 @@ enum Line<'a> {
 struct SampleLine<'a> {
     series_text: &'a [u8],
     name: Cow<'a, str>,
+    name_len: usize,
     labels_parsed: bool,
     value: f64,
     timestamp_ms: Option<i64>,
@@ -129,6 +130,7 @@ impl<'a> Parser<'a> {
             Line::Sample(s) => Entry::Sample(SampleEntry {
                 series_text: s.series_text,
                 name: s.name,
+                name_len: s.name_len,
                 labels: &self.labels,
                 labels_parsed: s.labels_parsed,
                 value: s.value,
@@ -333,14 +335,18 @@ impl<'a> Parser<'a> {
         let mut name: Option<Cow<'a, str>> = None;
         let mut pos = start;
         let mut labels_parsed = true;
-        if let Some((end, name_len)) = self.known_series(known) {
+        // The metric name at the start of the series text (none before a '{').
+        let mut name_len = 0;
+        if let Some((end, known_name_len)) = self.known_series(known) {
             // The series text is one this target sent before: skip its labels.
+            name_len = known_name_len;
             name = Some(Cow::Borrowed(self.src.name(start, start + name_len)));
             self.labels.clear();
             labels_parsed = false;
             pos = end;
         } else if body.get(pos).copied().is_some_and(is_metric_start) {
             pos = metric_name_end(body, pos);
+            name_len = pos - start;
             name = Some(Cow::Borrowed(self.src.name(start, pos)));
         } else if body.get(pos) != Some(&b'{') {
             return Err(unexpected(body, pos, "metric name or '{'"));
@@ -405,6 +411,7 @@ impl<'a> Parser<'a> {
         Ok(SampleLine {
             series_text,
             name,
+            name_len,
             labels_parsed,
             value,
             timestamp_ms,

@@ -22,6 +22,14 @@ pub struct SeriesKey {
     name_len: u32,
 }
 
+/// Bytes of the metric name at the start of `text` (0 before a `{`).
+fn leading_name_len(text: &[u8]) -> usize {
+    match text.first() {
+        Some(&b) if is_metric_start(b) => metric_name_end(text, 0),
+        _ => 0,
+    }
+}
+
 /// xxh3-128 of `text`, split so a key aligns to 8 bytes, not 16 (24 bytes, not 32).
 fn hash(text: &[u8]) -> [u64; 2] {
     let hash = xxh3_128(text);
@@ -32,10 +40,13 @@ fn hash(text: &[u8]) -> [u64; 2] {
 impl SeriesKey {
     /// The key of `text`.
     pub fn of(text: &[u8]) -> Self {
-        let name_len = match text.first() {
-            Some(&b) if is_metric_start(b) => metric_name_end(text, 0),
-            _ => 0,
-        };
+        Self::with_name_len(text, leading_name_len(text))
+    }
+
+    /// The key of `text`, whose metric name takes its first `name_len`
+    /// bytes: what a parser that has read the name knows already.
+    pub(super) fn with_name_len(text: &[u8], name_len: usize) -> Self {
+        debug_assert_eq!(name_len, leading_name_len(text), "{text:?}");
         Self {
             hash: hash(text),
             // Bodies are far below 4 GiB (body_limit); a longer text gets a
