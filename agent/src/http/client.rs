@@ -154,18 +154,30 @@ impl HttpClient {
     /// `Accept-Encoding`: callers that want compressed responses ask for them.
     pub async fn send(
         &self,
-        mut req: Request<Full<Bytes>>,
+        req: Request<Full<Bytes>>,
         timeout: Duration,
         max_body: u64,
     ) -> Result<Response, HttpError> {
-        let target = target(req.uri())?;
+        let target = peer(req.uri())?;
+        self.send_to(req, &target, timeout, max_body).await
+    }
+
+    /// [`HttpClient::send`] for a request whose [`peer`] the caller worked out
+    /// once (a scrape target's), named in errors as `target`.
+    pub async fn send_to(
+        &self,
+        mut req: Request<Full<Bytes>>,
+        target: &str,
+        timeout: Duration,
+        max_body: u64,
+    ) -> Result<Response, HttpError> {
         if let Some(auth) = &self.inner.auth {
             req.headers_mut().insert(AUTHORIZATION, auth.value()?);
         }
-        match tokio::time::timeout(timeout, self.exchange(req, &target, max_body)).await {
+        match tokio::time::timeout(timeout, self.exchange(req, target, max_body)).await {
             Ok(result) => result,
             Err(_elapsed) => Err(HttpError::Timeout {
-                target,
+                target: target.to_owned(),
                 after: timeout,
             }),
         }
@@ -222,9 +234,10 @@ impl fmt::Debug for HttpClient {
     }
 }
 
-/// `scheme://host[:port]` for messages: never the path or query (which may
-/// carry tokens) nor userinfo.
-fn target(uri: &Uri) -> Result<String, HttpError> {
+/// `scheme://host[:port]` of an absolute `http://` or `https://` URI, as
+/// errors name it: never the path or query (which may carry tokens) nor
+/// userinfo. Fails for any other URI, which [`HttpClient::send`] refuses.
+pub fn peer(uri: &Uri) -> Result<String, HttpError> {
     let scheme = uri.scheme().ok_or_else(|| HttpError::InvalidRequest {
         reason: "URI has no scheme (need http:// or https://)".into(),
     })?;
@@ -252,11 +265,11 @@ mod tests {
         let uri: Uri = "https://user:pw@example.com:8443/metrics?token=abc"
             .parse()
             .unwrap();
-        assert_eq!(target(&uri).unwrap(), "https://example.com:8443");
+        assert_eq!(peer(&uri).unwrap(), "https://example.com:8443");
         let uri: Uri = "http://[::1]/x".parse().unwrap();
-        assert_eq!(target(&uri).unwrap(), "http://[::1]");
+        assert_eq!(peer(&uri).unwrap(), "http://[::1]");
         for bad in ["/metrics", "ftp://h/x"] {
-            let err = target(&bad.parse().unwrap()).unwrap_err();
+            let err = peer(&bad.parse().unwrap()).unwrap_err();
             assert_eq!(err.kind(), "invalid_request");
         }
     }

@@ -48,5 +48,5 @@ mod tls;
 #[allow(clippy::unwrap_used, reason = "a failing test should panic loudly")]
 pub(crate) mod tests;
 
-pub use client::{HttpClient, Response};
+pub use client::{HttpClient, Response, peer};
 pub use error::{HttpError, TransportKind};

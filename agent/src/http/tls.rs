@@ -75,8 +75,12 @@ impl TlsSource {
     /// configuration and is retried at the next check.
     pub(crate) fn current(&self) -> Arc<ClientConfig> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        // Checked on every request: only look at the files when one is due.
+        if !state.clock.due() {
+            return state.config.clone();
+        }
         let files = files(&self.settings);
-        if files.is_empty() || !state.clock.due() {
+        if files.is_empty() {
             return state.config.clone();
         }
         let stamps = FileStamp::of_all(&files);

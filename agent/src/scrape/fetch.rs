@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_TYPE, USER_AGENT};
+use http::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_TYPE, HeaderName, HeaderValue, USER_AGENT};
+use http::{HeaderMap, Request, Uri};
 use http_body_util::Full;
 use prometheus_client::registry::Registry;
 
@@ -49,9 +50,6 @@ pub enum FetchError {
         /// How to fix it, when we know.
         hint: &'static str,
     },
-    /// The request could not be built.
-    #[error("invalid scrape request: {0}")]
-    Request(#[from] http::Error),
 }
 
 impl FetchError {
@@ -65,7 +63,6 @@ impl FetchError {
                 404 => "not_found",
                 _ => "http_status",
             },
-            Self::Request(_) => "invalid_request",
         }
     }
 }
@@ -90,6 +87,68 @@ fn status_hint(status: http::StatusCode) -> &'static str {
     }
 }
 
+/// A target's scrape request, prepared once: its URI parsed, its peer named
+/// and its headers checked. Building them on every scrape took ~20 µs, a
+/// tenth of what a small target costs per scrape.
+#[derive(Debug, Clone)]
+pub struct ScrapeRequest {
+    /// The path, for status errors (never the query, which may carry secrets).
+    path: String,
+    timeout: Duration,
+    /// What every scrape sends, or why it cannot be sent.
+    prepared: Result<Prepared, String>,
+}
+
+#[derive(Debug, Clone)]
+struct Prepared {
+    uri: Uri,
+    headers: HeaderMap,
+    /// `scheme://host[:port]`, as errors name the target.
+    peer: String,
+}
+
+impl ScrapeRequest {
+    /// The request for `url`, answered within `timeout`. A URL that cannot be
+    /// requested fails each fetch (`invalid_request`), as a target should.
+    pub fn new(url: &url::Url, timeout: Duration) -> Self {
+        Self {
+            path: url.path().to_owned(),
+            timeout,
+            prepared: Prepared::new(url, timeout),
+        }
+    }
+
+    /// The scrape timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+impl Prepared {
+    fn new(url: &url::Url, timeout: Duration) -> Result<Self, String> {
+        let uri: Uri = url.as_str().parse().map_err(|e| format!("{e}"))?;
+        let peer = crate::http::peer(&uri).map_err(|e| e.to_string())?;
+        let seconds = HeaderValue::from_str(&format!("{}", timeout.as_secs_f64()))
+            .map_err(|e| format!("{e}"))?;
+        let mut headers = HeaderMap::with_capacity(4);
+        headers.insert(ACCEPT, HeaderValue::from_static(ACCEPT_HEADER));
+        headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        headers.insert(USER_AGENT, HeaderValue::from_static(telemetry::USER_AGENT));
+        headers.insert(
+            HeaderName::from_static("x-prometheus-scrape-timeout-seconds"),
+            seconds,
+        );
+        Ok(Self { uri, headers, peer })
+    }
+
+    fn request(&self) -> Request<Full<Bytes>> {
+        let mut req = Request::new(Full::new(Bytes::new()));
+        *req.uri_mut() = self.uri.clone();
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
+}
+
 impl Source {
     /// Hands a fetched body back for reuse once it is ingested.
     pub fn give_back(&self, body: Bytes) {
@@ -98,11 +157,23 @@ impl Source {
         }
     }
 
-    /// Fetches `url` within `timeout`, reading at most `body_limit` bytes (0: unlimited).
+    /// Fetches `url` within `timeout`, reading at most `body_limit` bytes (0:
+    /// unlimited). A target scraped again and again prepares its
+    /// [`ScrapeRequest`] once and uses [`Source::fetch_prepared`].
     pub async fn fetch(
         &self,
         url: &url::Url,
         timeout: Duration,
+        body_limit: u64,
+    ) -> Result<Fetched, FetchError> {
+        self.fetch_prepared(&ScrapeRequest::new(url, timeout), body_limit)
+            .await
+    }
+
+    /// Fetches `request`, reading at most `body_limit` bytes (0: unlimited).
+    pub async fn fetch_prepared(
+        &self,
+        request: &ScrapeRequest,
         body_limit: u64,
     ) -> Result<Fetched, FetchError> {
         match self {
@@ -111,20 +182,23 @@ impl Source {
                 format: Format::OpenMetrics,
             }),
             Self::Http(client) => {
-                let req = http::Request::get(url.as_str())
-                    .header(ACCEPT, ACCEPT_HEADER)
-                    .header(ACCEPT_ENCODING, "gzip")
-                    .header(USER_AGENT, telemetry::USER_AGENT)
-                    .header(
-                        "X-Prometheus-Scrape-Timeout-Seconds",
-                        format!("{}", timeout.as_secs_f64()),
+                let prepared = request.prepared.as_ref().map_err(|reason| {
+                    FetchError::Http(HttpError::InvalidRequest {
+                        reason: reason.clone(),
+                    })
+                })?;
+                let resp = client
+                    .send_to(
+                        prepared.request(),
+                        &prepared.peer,
+                        request.timeout,
+                        body_limit,
                     )
-                    .body(Full::new(Bytes::new()))?;
-                let resp = client.send(req, timeout, body_limit).await?;
+                    .await?;
                 if resp.status != http::StatusCode::OK {
                     return Err(FetchError::Status {
                         status: resp.status,
-                        path: url.path().to_owned(),
+                        path: request.path.clone(),
                         hint: status_hint(resp.status),
                     });
                 }

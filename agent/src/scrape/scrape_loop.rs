@@ -8,7 +8,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use super::fetch::{FetchError, Source};
+use super::fetch::{FetchError, ScrapeRequest, Source};
 use super::ingest::{IngestFailure, IngestRules, IngestStats, SeriesCache, ingest};
 use super::metrics::{ErrorLabels, JobLabels, ScrapeMetrics, TargetLabels};
 use super::target::Target;
@@ -107,6 +107,7 @@ impl ReportSeries {
 pub struct ScrapeLoop {
     target: Target,
     source: Source,
+    request: ScrapeRequest,
     rules: IngestRules,
     body_limit: u64,
     cache: SeriesCache,
@@ -164,6 +165,7 @@ impl ScrapeLoop {
             job_labels: JobLabels {
                 job: target.job.clone(),
             },
+            request: ScrapeRequest::new(&target.url, target.timeout),
             target,
             source,
             rules,
@@ -225,7 +227,7 @@ impl ScrapeLoop {
         let mut buf = Vec::with_capacity(self.cache.len() + REPORT_SERIES);
         let result = match self
             .source
-            .fetch(&self.target.url, self.target.timeout, self.body_limit)
+            .fetch_prepared(&self.request, self.body_limit)
             .await
         {
             Ok(fetched) => {
