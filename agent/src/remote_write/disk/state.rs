@@ -186,7 +186,7 @@ impl Window {
         }
         // A record holds far fewer than 2^32 samples (`MAX_PAYLOAD`).
         self.add_run(record, u32::try_from(samples.len()).unwrap_or(u32::MAX));
-        self.samples.extend(samples);
+        self.samples.append(samples);
     }
 
     /// Counts `n` more samples from `record` at the back.
