@@ -117,17 +117,15 @@ impl ScrapeRequest {
             prepared: Prepared::new(url, timeout),
         }
     }
-
-    /// The scrape timeout.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
 }
 
 impl Prepared {
     fn new(url: &url::Url, timeout: Duration) -> Result<Self, String> {
         let uri: Uri = url.as_str().parse().map_err(|e| format!("{e}"))?;
-        let peer = crate::http::peer(&uri).map_err(|e| e.to_string())?;
+        let peer = crate::http::peer(&uri).map_err(|e| match e {
+            HttpError::InvalidRequest { reason } => reason,
+            other => other.to_string(),
+        })?;
         let seconds = HeaderValue::from_str(&format!("{}", timeout.as_secs_f64()))
             .map_err(|e| format!("{e}"))?;
         let mut headers = HeaderMap::with_capacity(4);
@@ -208,6 +206,47 @@ impl Source {
                     body: resp.body,
                 })
             }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failing test should panic loudly")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prepared_request_carries_what_prometheus_sends() {
+        let url = url::Url::parse("http://127.0.0.1:9100/metrics?collect=cpu").unwrap();
+        let prepared = ScrapeRequest::new(&url, Duration::from_millis(2500));
+        assert_eq!(prepared.path, "/metrics");
+        let p = prepared.prepared.as_ref().unwrap();
+        assert_eq!(p.peer, "http://127.0.0.1:9100");
+        // Each scrape gets the same request, built from the prepared parts.
+        for _ in 0..2 {
+            let req = p.request();
+            assert_eq!(req.uri(), "http://127.0.0.1:9100/metrics?collect=cpu");
+            let h = req.headers();
+            assert_eq!(h[ACCEPT], ACCEPT_HEADER);
+            assert_eq!(h[ACCEPT_ENCODING], "gzip");
+            assert_eq!(h[USER_AGENT], telemetry::USER_AGENT);
+            assert_eq!(h["x-prometheus-scrape-timeout-seconds"], "2.5");
+            assert_eq!(h.len(), 4);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_url_that_cannot_be_requested_fails_every_fetch() {
+        let client = HttpClient::new(&crate::config::HttpClientConfig::default()).unwrap();
+        let source = Source::Http(client);
+        let url = url::Url::parse("ftp://example.com/metrics").unwrap();
+        let request = ScrapeRequest::new(&url, Duration::from_secs(1));
+        for _ in 0..2 {
+            let err = source.fetch_prepared(&request, 0).await.err().unwrap();
+            assert_eq!(err.kind(), "invalid_request");
+            let text = err.to_string();
+            assert_eq!(text.matches("invalid request").count(), 1, "{text}");
+            assert!(text.contains("unsupported scheme"), "{text}");
         }
     }
 }
