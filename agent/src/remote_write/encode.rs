@@ -182,11 +182,6 @@ impl Encoder {
         let (_, invalid) = self.encode_proto(samples);
         let total = samples.len();
         samples.clear();
-        self.compress(total, invalid)
-    }
-
-    /// Compresses the protobuf of `total` samples, `invalid` of them left out.
-    fn compress(&mut self, total: usize, invalid: usize) -> Result<Encoded, EncodeError> {
         // 0 when the input is too big; `compress` then reports the error.
         self.compressed
             .resize(snap::raw::max_compress_len(self.proto.len()), 0);

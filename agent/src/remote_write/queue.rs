@@ -67,8 +67,8 @@ pub(crate) struct Pending {
     spare: Vec<Sample>,
 }
 
-/// Buffers larger than this many samples are freed, not kept as a spare:
-/// 256 KiB at 32 bytes a sample, room for four default batches of 2,000.
+/// Buffers larger than this many samples are freed, not kept as a spare
+/// (256 KiB at 32 bytes a sample).
 const SPARE_MAX: usize = 8 * 1024;
 
 /// Samples appended in a buffer shorter than this join the last buffer
@@ -245,8 +245,9 @@ pub trait Queue: Send + Sync {
     ) -> BoxFuture<'_, Option<Batch>>;
 
     /// The batch was delivered (or permanently rejected): remove it for good.
-    /// The queue keeps the batch's buffer for a later batch (see [`Pending::take`]);
-    /// senders empty it first, so no sample is released under the queue's lock.
+    /// The disk queue keeps the batch's buffer for samples it deals one by
+    /// one (see [`Pending::recycle`]); senders empty it first, so no sample
+    /// is released under the queue's lock.
     fn ack(&self, batch: Batch);
 
     /// Forgets which samples were handed out but not acknowledged, so that
@@ -407,8 +408,9 @@ impl Queue for MemoryQueue {
     fn ack(&self, batch: Batch) {
         if let Some(slot) = self.shards.get(batch.shard) {
             let mut st = slot.lock();
+            // Its buffer is not kept: this queue appends whole buffers and
+            // never pushes samples one by one.
             st.in_flight = st.in_flight.saturating_sub(batch.taken);
-            st.queued.recycle(batch.samples);
         }
     }
 

@@ -92,8 +92,6 @@ fn status_hint(status: http::StatusCode) -> &'static str {
 /// tenth of what a small target costs per scrape.
 #[derive(Debug, Clone)]
 pub struct ScrapeRequest {
-    /// The path, for status errors (never the query, which may carry secrets).
-    path: String,
     timeout: Duration,
     /// What every scrape sends, or why it cannot be sent.
     prepared: Result<Prepared, String>,
@@ -112,7 +110,6 @@ impl ScrapeRequest {
     /// requested fails each fetch (`invalid_request`), as a target should.
     pub fn new(url: &url::Url, timeout: Duration) -> Self {
         Self {
-            path: url.path().to_owned(),
             timeout,
             prepared: Prepared::new(url, timeout),
         }
@@ -196,7 +193,8 @@ impl Source {
                 if resp.status != http::StatusCode::OK {
                     return Err(FetchError::Status {
                         status: resp.status,
-                        path: request.path.clone(),
+                        // Never the query, which may carry secrets.
+                        path: prepared.uri.path().to_owned(),
                         hint: status_hint(resp.status),
                     });
                 }
@@ -219,8 +217,8 @@ mod tests {
     fn a_prepared_request_carries_what_prometheus_sends() {
         let url = url::Url::parse("http://127.0.0.1:9100/metrics?collect=cpu").unwrap();
         let prepared = ScrapeRequest::new(&url, Duration::from_millis(2500));
-        assert_eq!(prepared.path, "/metrics");
         let p = prepared.prepared.as_ref().unwrap();
+        assert_eq!(p.uri.path(), "/metrics");
         assert_eq!(p.peer, "http://127.0.0.1:9100");
         // Each scrape gets the same request, built from the prepared parts.
         for _ in 0..2 {

@@ -223,7 +223,7 @@ impl Window {
         (samples, records)
     }
 
-    /// Keeps an acknowledged batch's buffer for a later batch.
+    /// Keeps an acknowledged batch's buffer for samples dealt one by one.
     pub(crate) fn recycle(&mut self, buf: Vec<Sample>) {
         self.samples.recycle(buf);
     }
