@@ -105,74 +105,140 @@ pub(crate) async fn read(
     target: &str,
     pool: &BufferPool,
 ) -> Result<Bytes, HttpError> {
-    let too_large = || HttpError::BodyTooLarge {
-        target: target.to_owned(),
-        limit: max_body,
-    };
-    let limit = if max_body == 0 { u64::MAX } else { max_body };
-    let raw_limit = match encoding {
-        Encoding::Identity => limit,
-        Encoding::Gzip => limit
-            .saturating_add(limit / 1024)
-            .saturating_add(GZIP_SLACK),
-    };
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > raw_limit) {
-        return Err(too_large());
-    }
-    // Preallocate for the declared size, but never trust it beyond 16 MiB.
-    let hint = declared.unwrap_or(0).min(limit).min(16 << 20);
-    let hint = usize::try_from(hint).unwrap_or(0);
-    let mut sink = match encoding {
-        Encoding::Identity => Sink::Raw(pool.take(hint)),
-        Encoding::Gzip => Sink::Gzip(Box::new(MultiGzDecoder::new(Limited {
-            buf: Vec::with_capacity(hint),
-            limit,
-            exceeded: false,
-        }))),
-    };
-    let mut raw_len: u64 = 0;
+    let mut collector = Collector::new(headers, encoding, max_body, target, pool)?;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| HttpError::transport(target, e))?;
         let Ok(data) = frame.into_data() else {
             continue; // trailers
         };
-        raw_len = raw_len.saturating_add(data.len() as u64);
-        if raw_len > raw_limit {
-            return Err(too_large());
+        collector.push(&data)?;
+    }
+    collector.finish()
+}
+
+/// A response body being collected: counted against the limit as it comes,
+/// decoded on the fly, into a buffer from the pool.
+pub(crate) struct Collector<'a> {
+    sink: Sink,
+    raw_len: u64,
+    raw_limit: u64,
+    max_body: u64,
+    target: &'a str,
+}
+
+impl<'a> Collector<'a> {
+    /// Starts a body of a response with `headers`, failing at once when its
+    /// declared length is over the limit.
+    pub(crate) fn new(
+        headers: &HeaderMap,
+        encoding: Encoding,
+        max_body: u64,
+        target: &'a str,
+        pool: &BufferPool,
+    ) -> Result<Self, HttpError> {
+        let limit = if max_body == 0 { u64::MAX } else { max_body };
+        let raw_limit = match encoding {
+            Encoding::Identity => limit,
+            Encoding::Gzip => limit
+                .saturating_add(limit / 1024)
+                .saturating_add(GZIP_SLACK),
+        };
+        let declared = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let collector = Self {
+            sink: Sink::Raw(BytesMut::new()),
+            raw_len: 0,
+            raw_limit,
+            max_body,
+            target,
+        };
+        if declared.is_some_and(|len| len > raw_limit) {
+            return Err(collector.too_large());
         }
-        match &mut sink {
-            Sink::Raw(buf) => buf.extend_from_slice(&data),
+        // Preallocate for the declared size, but never trust it beyond 16 MiB.
+        let hint = declared.unwrap_or(0).min(limit).min(16 << 20);
+        let hint = usize::try_from(hint).unwrap_or(0);
+        let sink = match encoding {
+            Encoding::Identity => Sink::Raw(pool.take(hint)),
+            Encoding::Gzip => Sink::Gzip(Box::new(MultiGzDecoder::new(Limited {
+                buf: Vec::with_capacity(hint),
+                limit,
+                exceeded: false,
+            }))),
+        };
+        Ok(Self { sink, ..collector })
+    }
+
+    fn too_large(&self) -> HttpError {
+        HttpError::BodyTooLarge {
+            target: self.target.to_owned(),
+            limit: self.max_body,
+        }
+    }
+
+    /// Counts `n` more bytes of the body as received.
+    fn count(&mut self, n: usize) -> Result<(), HttpError> {
+        self.raw_len = self.raw_len.saturating_add(n as u64);
+        if self.raw_len > self.raw_limit {
+            return Err(self.too_large());
+        }
+        Ok(())
+    }
+
+    /// Adds the next piece of the body as received.
+    pub(crate) fn push(&mut self, data: &[u8]) -> Result<(), HttpError> {
+        self.count(data.len())?;
+        match &mut self.sink {
+            Sink::Raw(buf) => buf.extend_from_slice(data),
             Sink::Gzip(decoder) => {
-                if let Err(source) = decoder.write_all(&data) {
+                if let Err(source) = decoder.write_all(data) {
                     return Err(gzip_failure(
                         decoder.get_ref().exceeded,
                         source,
-                        target,
-                        max_body,
+                        self.target,
+                        self.max_body,
                     ));
                 }
             }
         }
+        Ok(())
     }
-    match sink {
-        Sink::Raw(buf) => Ok(buf.freeze()),
-        // HEAD and 204/304 responses may carry the header without any body.
-        Sink::Gzip(_) if raw_len == 0 => Ok(Bytes::new()),
-        Sink::Gzip(mut decoder) => {
-            if let Err(source) = decoder.try_finish() {
-                return Err(gzip_failure(
-                    decoder.get_ref().exceeded,
-                    source,
-                    target,
-                    max_body,
-                ));
+
+    /// For a body kept as received, the buffer itself, so the next piece can
+    /// be read straight into it (then [`Collector::received`]); `None` when
+    /// the body is decoded on the way.
+    pub(crate) fn direct(&mut self) -> Option<&mut BytesMut> {
+        match &mut self.sink {
+            Sink::Raw(buf) => Some(buf),
+            Sink::Gzip(_) => None,
+        }
+    }
+
+    /// Counts `n` bytes read straight into [`Collector::direct`]'s buffer.
+    pub(crate) fn received(&mut self, n: usize) -> Result<(), HttpError> {
+        self.count(n)
+    }
+
+    /// The whole body, decoded.
+    pub(crate) fn finish(self) -> Result<Bytes, HttpError> {
+        match self.sink {
+            Sink::Raw(buf) => Ok(buf.freeze()),
+            // HEAD and 204/304 responses may carry the header without any body.
+            Sink::Gzip(_) if self.raw_len == 0 => Ok(Bytes::new()),
+            Sink::Gzip(mut decoder) => {
+                if let Err(source) = decoder.try_finish() {
+                    return Err(gzip_failure(
+                        decoder.get_ref().exceeded,
+                        source,
+                        self.target,
+                        self.max_body,
+                    ));
+                }
+                let limited = decoder.get_mut();
+                Ok(Bytes::from(std::mem::take(&mut limited.buf)))
             }
-            let limited = decoder.get_mut();
-            Ok(Bytes::from(std::mem::take(&mut limited.buf)))
         }
     }
 }

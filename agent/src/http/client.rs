@@ -18,13 +18,14 @@ use super::body::{self, BufferPool, Encoding};
 use super::connector::Connector;
 use super::error::HttpError;
 use super::reload::DEFAULT_CHECK_INTERVAL;
+use super::session::Session;
 use super::tls::TlsSource;
 use crate::config::HttpClientConfig;
 
 /// Idle connections are closed after this long: under common server
 /// keep-alive timeouts (nginx 75 s), so we rarely pick a pooled connection the
 /// server is closing, yet long enough to span a 30 s scrape interval.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Idle connections kept per host. Scrapes use one connection per target at a
 /// time; remote write uses up to one per shard, and HTTP/2 multiplexes anyway.
@@ -171,9 +172,7 @@ impl HttpClient {
         timeout: Duration,
         max_body: u64,
     ) -> Result<Response, HttpError> {
-        if let Some(auth) = &self.inner.auth {
-            req.headers_mut().insert(AUTHORIZATION, auth.value()?);
-        }
+        self.authorize(req.headers_mut())?;
         match tokio::time::timeout(timeout, self.exchange(req, target, max_body)).await {
             Ok(result) => result,
             Err(_elapsed) => Err(HttpError::Timeout {
@@ -190,7 +189,36 @@ impl HttpClient {
         self.inner.bodies.give_back(body);
     }
 
-    async fn exchange(
+    /// A session fetching `uri` over a connection of its own (see [`Session`]).
+    pub fn session(&self, uri: Uri) -> Result<Session, HttpError> {
+        Session::new(self.clone(), uri)
+    }
+
+    /// Sets the configured `Authorization` header, replacing any given.
+    pub(crate) fn authorize(&self, headers: &mut HeaderMap) -> Result<(), HttpError> {
+        if let Some(auth) = &self.inner.auth {
+            headers.insert(AUTHORIZATION, auth.value()?);
+        }
+        Ok(())
+    }
+
+    /// The TLS configuration for the files as they are now.
+    pub(crate) fn tls_config(&self) -> Arc<rustls::ClientConfig> {
+        self.inner.tls.current()
+    }
+
+    /// Where response bodies are read into and handed back to.
+    pub(crate) fn body_pool(&self) -> &BufferPool {
+        &self.inner.bodies
+    }
+
+    /// A connector for connections outside the pool, following the TLS files.
+    pub(crate) fn connector(&self) -> Connector {
+        Connector::new(self.inner.tls.clone())
+    }
+
+    /// `req` through the pool, without timeout or authorization (the caller's).
+    pub(crate) async fn exchange(
         &self,
         req: Request<Full<Bytes>>,
         target: &str,

@@ -126,12 +126,17 @@ impl HttpError {
             info.get_extras(&mut extras);
             extras.get::<TlsErrorSlot>().and_then(TlsErrorSlot::get)
         });
-        let mut built = Self::transport(target, err);
-        if let (Some(tls), Self::Transport { kind, detail, .. }) = (recorded, &mut built) {
+        Self::transport(target, err).with_recorded(recorded)
+    }
+
+    /// Prefers `recorded`, the TLS error a connection's stream kept (see
+    /// `stream`), over what a transport error's chain still says.
+    pub(crate) fn with_recorded(mut self, recorded: Option<rustls::Error>) -> Self {
+        if let (Some(tls), Self::Transport { kind, detail, .. }) = (recorded, &mut self) {
             *kind = classify_tls(&tls);
             *detail = tls.to_string();
         }
-        built
+        self
     }
 
     /// Classifies a transport error (from the client or a response body).
@@ -220,6 +225,11 @@ impl TransportKind {
     }
 }
 
+/// A response that breaks HTTP/1.1 framing, as our own reader finds it.
+#[derive(thiserror::Error, Debug)]
+#[error("malformed HTTP/1.1 response: {0}")]
+pub(crate) struct ProtocolError(pub(crate) &'static str);
+
 /// DNS failures, wrapped by our resolver so they can be told apart from other
 /// connect errors without matching on hyper-util's message strings.
 #[derive(thiserror::Error, Debug)]
@@ -256,6 +266,9 @@ pub(crate) fn classify(err: &(dyn StdError + 'static)) -> TransportKind {
     for e in chain(err) {
         if e.is::<DnsError>() {
             return TransportKind::Dns;
+        }
+        if e.is::<ProtocolError>() {
+            return TransportKind::HttpProtocol;
         }
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return classify_tls(tls);

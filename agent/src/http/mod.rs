@@ -8,6 +8,9 @@
 //!   `stream` keeps TLS errors that HTTP/2 would flatten to text.
 //! - `body`: bounded body reading with gzip decoding.
 //! - `client`: [`HttpClient::send`] tying these together under one timeout.
+//! - `session`: [`Session`], one URL fetched again and again (a scrape
+//!   target) on a connection of its own, driven by the fetching task; `h1`
+//!   speaks HTTP/1.1 on it, reading bodies straight into their buffers.
 //! - `error`: [`HttpError`] and its bounded [`HttpError::kind`] for metric labels.
 //!
 //! Build one client per config (at start, so bad files fail early) and clone
@@ -40,7 +43,9 @@ mod body;
 mod client;
 mod connector;
 mod error;
+mod h1;
 mod reload;
+mod session;
 mod stream;
 mod tls;
 
@@ -50,3 +55,4 @@ pub(crate) mod tests;
 
 pub use client::{HttpClient, Response, peer};
 pub use error::{HttpError, TransportKind};
+pub use session::Session;

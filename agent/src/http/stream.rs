@@ -54,6 +54,11 @@ impl Stream {
         }
     }
 
+    /// Where this stream records its TLS errors.
+    pub(crate) fn slot(&self) -> TlsErrorSlot {
+        self.slot.clone()
+    }
+
     fn observe<T>(&self, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
         if let Poll::Ready(Err(e)) = &poll {
             self.slot.record(e);

@@ -227,7 +227,7 @@ impl ScrapeLoop {
         let mut buf = Vec::with_capacity(self.cache.len() + REPORT_SERIES);
         let result = match self
             .source
-            .fetch_prepared(&self.request, self.body_limit)
+            .fetch_prepared(&mut self.request, self.body_limit)
             .await
         {
             Ok(fetched) => {

@@ -4,6 +4,7 @@
 mod exchange;
 pub(crate) mod pki;
 pub(crate) mod server;
+mod session;
 mod tls;
 
 use std::path::{Path, PathBuf};

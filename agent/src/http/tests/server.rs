@@ -26,6 +26,9 @@ use super::pki::{Ca, Leaf};
 #[derive(Debug, Clone)]
 pub(crate) struct Seen {
     pub(crate) version: Version,
+    /// The request target as sent (origin form `/path?query`, or absolute).
+    pub(crate) uri: String,
+    pub(crate) host: Option<String>,
     pub(crate) authorization: Option<String>,
 }
 
@@ -142,12 +145,17 @@ where
 {
     let service = service_fn(move |req: http::Request<Incoming>| {
         let (parts, _body) = req.into_parts();
+        let header = |name| {
+            parts
+                .headers
+                .get(name)
+                .map(|v: &http::HeaderValue| v.to_str().unwrap().to_owned())
+        };
         seen.lock().unwrap().push(Seen {
             version: parts.version,
-            authorization: parts
-                .headers
-                .get(http::header::AUTHORIZATION)
-                .map(|v| v.to_str().unwrap().to_owned()),
+            uri: parts.uri.to_string(),
+            host: header(http::header::HOST),
+            authorization: header(http::header::AUTHORIZATION),
         });
         let response = handler(&parts);
         async move { Ok::<_, Infallible>(response) }
@@ -161,6 +169,8 @@ where
 /// closes, or (for `None`) holds the connection open without answering.
 pub(crate) struct RawServer {
     pub(crate) addr: SocketAddr,
+    /// Connections accepted so far.
+    pub(crate) accepted: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -171,14 +181,23 @@ impl Drop for RawServer {
 }
 
 pub(crate) async fn raw(response: Option<Vec<u8>>) -> RawServer {
+    raw_lingering(response, Duration::ZERO).await
+}
+
+/// [`raw`], closing each connection `linger` after answering: long enough
+/// for the client to take the connection as idle and kept.
+pub(crate) async fn raw_lingering(response: Option<Vec<u8>>, linger: Duration) -> RawServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
     let task = tokio::spawn(async move {
         let mut held = Vec::new();
         loop {
             let Ok((mut tcp, _)) = listener.accept().await else {
                 return;
             };
+            counter.fetch_add(1, Ordering::SeqCst);
             let mut head = Vec::new();
             let mut buf = [0u8; 1024];
             while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -190,14 +209,25 @@ pub(crate) async fn raw(response: Option<Vec<u8>>) -> RawServer {
             match &response {
                 Some(bytes) => {
                     let _ = tcp.write_all(bytes).await;
-                    let _ = tcp.shutdown().await;
+                    if linger.is_zero() {
+                        let _ = tcp.shutdown().await;
+                    } else {
+                        tokio::spawn(async move {
+                            tokio::time::sleep(linger).await;
+                            let _ = tcp.shutdown().await;
+                        });
+                    }
                 }
                 // Keep the socket open (and silent) until the server is dropped.
                 None => held.push(tcp),
             }
         }
     });
-    RawServer { addr, task }
+    RawServer {
+        addr,
+        accepted,
+        task,
+    }
 }
 
 /// Waits briefly so a rotated file's new stamp is observable even on file

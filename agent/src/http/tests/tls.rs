@@ -41,6 +41,25 @@ impl Fixture {
         }
     }
 
+    /// A client whose certificate files [`Fixture::replace_live_cert`] replaces.
+    fn live_client(&self) -> HttpClient {
+        let good = self.ca.client("scraper");
+        client(TlsConfig {
+            ca_file: Some(self.dir.write("live-ca.pem", &self.ca.pem)),
+            cert_file: Some(self.dir.write("live.pem", &good.cert_pem)),
+            key_file: Some(self.dir.write("live.key", &good.key_pem)),
+            ..TlsConfig::default()
+        })
+    }
+
+    /// Replaces the live client's certificate with one the server refuses.
+    async fn replace_live_cert(&self) {
+        settle().await;
+        let other = Ca::new("other CA").client("scraper");
+        self.dir.write("live.key", &other.key_pem);
+        self.dir.write("live.pem", &other.cert_pem);
+    }
+
     /// A server that requires a client certificate from our CA.
     async fn mtls_server(&self, alpn: &[&[u8]]) -> TestServer {
         let config = tls_config(&self.server, ClientAuth::Required(&self.ca), alpn);
@@ -217,13 +236,7 @@ async fn rotated_ca_and_client_cert_are_picked_up_without_restart() {
 async fn a_replaced_client_cert_is_used_even_with_a_live_http2_connection() {
     let fx = Fixture::new();
     let server = fx.mtls_server(H2_AND_H1).await;
-    let good = fx.ca.client("scraper");
-    let client = client(TlsConfig {
-        ca_file: Some(fx.dir.write("live-ca.pem", &fx.ca.pem)),
-        cert_file: Some(fx.dir.write("live.pem", &good.cert_pem)),
-        key_file: Some(fx.dir.write("live.key", &good.key_pem)),
-        ..TlsConfig::default()
-    });
+    let client = fx.live_client();
     let resp = fetch(&client, &server.url("https")).await.unwrap();
     assert_eq!(
         resp.version,
@@ -234,10 +247,7 @@ async fn a_replaced_client_cert_is_used_even_with_a_live_http2_connection() {
     // Replace the certificate with one the server refuses (as when a
     // compromised certificate is revoked and replaced): the next request must
     // present it, not reuse the live connection made with the old one.
-    settle().await;
-    let other = Ca::new("other CA").client("scraper");
-    fx.dir.write("live.key", &other.key_pem);
-    fx.dir.write("live.pem", &other.cert_pem);
+    fx.replace_live_cert().await;
     let err = fetch(&client, &server.url("https")).await.unwrap_err();
     assert_eq!(err.kind(), "bad_certificate", "{err}");
 }
@@ -393,5 +403,107 @@ fn unusable_files_fail_at_start_naming_the_file_not_its_contents() {
     assert!(
         err.to_string().contains(&missing.display().to_string()),
         "{err}"
+    );
+}
+
+fn session(client: &HttpClient, url: &str) -> crate::http::Session {
+    client.session(url.parse().unwrap()).unwrap()
+}
+
+async fn session_get(
+    session: &mut crate::http::Session,
+) -> Result<crate::http::Response, HttpError> {
+    session.get(&http::HeaderMap::new(), TIMEOUT, 0).await
+}
+
+#[tokio::test]
+async fn a_session_speaks_http1_itself_and_http2_through_the_pool() {
+    let fx = Fixture::new();
+    let client = client(fx.tls.clone());
+    for (alpn, want) in [(H2_AND_H1, Version::HTTP_2), (H1_ONLY, Version::HTTP_11)] {
+        let server = fx.mtls_server(alpn).await;
+        let mut session = session(&client, &server.url("https"));
+        for _ in 0..3 {
+            let resp = session_get(&mut session).await.unwrap();
+            assert_eq!(resp.version, want);
+            assert_eq!(&resp.body[..], b"secure");
+        }
+        // HTTP/1.1: its own connection, reused. HTTP/2: the connection that
+        // learned the protocol, then the pool's one for every request.
+        let expected = if want == Version::HTTP_2 { 2 } else { 1 };
+        assert_eq!(
+            server.connections.load(std::sync::atomic::Ordering::SeqCst),
+            expected
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_session_names_tls_failures_as_the_pool_does() {
+    let fx = Fixture::new();
+    let other = Ca::new("someone else");
+    let stranger = other.client("scraper");
+    let failing = [
+        (
+            "unknown_ca",
+            TlsConfig {
+                ca_file: Some(fx.dir.write("other.pem", &other.pem)),
+                ..fx.tls.clone()
+            },
+        ),
+        (
+            "bad_certificate",
+            TlsConfig {
+                cert_file: None,
+                key_file: None,
+                ..fx.tls.clone()
+            },
+        ),
+        (
+            "bad_certificate",
+            TlsConfig {
+                cert_file: Some(fx.dir.write("s.pem", &stranger.cert_pem)),
+                key_file: Some(fx.dir.write("s.key", &stranger.key_pem)),
+                ..fx.tls.clone()
+            },
+        ),
+        (
+            "tls_name_mismatch",
+            TlsConfig {
+                server_name: Some("other.internal".into()),
+                ..fx.tls.clone()
+            },
+        ),
+    ];
+    for alpn in [H2_AND_H1, H1_ONLY] {
+        let server = fx.mtls_server(alpn).await;
+        for (kind, tls) in &failing {
+            let client = client(tls.clone());
+            let pooled = fetch(&client, &server.url("https")).await.unwrap_err();
+            let own = session_get(&mut session(&client, &server.url("https")))
+                .await
+                .unwrap_err();
+            assert_eq!(pooled.kind(), *kind, "{pooled}");
+            assert_eq!(own.kind(), *kind, "{own}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_session_opens_a_new_connection_with_replaced_files() {
+    let fx = Fixture::new();
+    let server = fx.mtls_server(H1_ONLY).await;
+    let client = fx.live_client();
+    let mut session = session(&client, &server.url("https"));
+    session_get(&mut session).await.unwrap();
+    session_get(&mut session).await.unwrap();
+    // A replaced certificate (revoked, say) must be presented at once, not
+    // after the live connection closes.
+    fx.replace_live_cert().await;
+    let err = session_get(&mut session).await.unwrap_err();
+    assert_eq!(err.kind(), "bad_certificate", "{err}");
+    assert_eq!(
+        server.connections.load(std::sync::atomic::Ordering::SeqCst),
+        2
     );
 }
