@@ -30,6 +30,12 @@ fn chromium(user_dir: &std::path::Path) -> Command {
     c
 }
 
+/// Runs `command` off the test's runtime: the exporters the agent scrapes
+/// live on it, and a blocked runtime would time their scrapes out.
+async fn output(mut command: Command) -> Result<std::process::Output> {
+    Ok(tokio::task::spawn_blocking(move || command.output()).await??)
+}
+
 #[tokio::test]
 async fn status_page_shows_node_collectors_targets_and_queues() -> Result<()> {
     for bin in [PROMETHEUS_BIN, CHROMIUM] {
@@ -69,11 +75,9 @@ discovery: {{enabled: false}}
     std::fs::create_dir_all(&out_dir)?;
     let user_dir = tempfile::tempdir()?;
     let url = agent.base_url() + "/";
-    let dom = chromium(user_dir.path())
-        .arg("--dump-dom")
-        .arg(&url)
-        .output()
-        .context("run chromium --dump-dom")?;
+    let mut dump = chromium(user_dir.path());
+    dump.arg("--dump-dom").arg(&url);
+    let dom = output(dump).await.context("run chromium --dump-dom")?;
     ensure!(
         dom.status.success(),
         "chromium: {}",
@@ -109,11 +113,11 @@ discovery: {{enabled: false}}
     );
 
     let screenshot = out_dir.join("status_page.png");
-    let shot = chromium(user_dir.path())
+    let mut shoot = chromium(user_dir.path());
+    shoot
         .arg(format!("--screenshot={}", screenshot.display()))
-        .arg(&url)
-        .output()
-        .context("run chromium --screenshot")?;
+        .arg(&url);
+    let shot = output(shoot).await.context("run chromium --screenshot")?;
     ensure!(
         shot.status.success(),
         "chromium: {}",
